@@ -1,0 +1,7 @@
+//! forkpool: a prefork HTTP/1.1 server whose workers run either as single
+//! event-loop processes or as thread pools, so the two architectures can be
+//! load tested and crash tested side by side. See README.md.
+
+pub mod config;
+pub mod http;
+pub mod static_files;

@@ -1,0 +1,2 @@
+//! The `forkpool` binary.
+fn main() {}
