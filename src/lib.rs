@@ -4,4 +4,9 @@
 
 pub mod config;
 pub mod http;
+pub mod master;
+pub mod router;
+pub mod scoreboard;
+pub mod signals;
 pub mod static_files;
+pub mod worker;

@@ -1,0 +1,85 @@
+//! Collecting dead children: `waitpid` until nothing is left to reap.
+//!
+//! Reaping every child the moment SIGCHLD arrives is what keeps zombies
+//! away. [`Death`] describes how one died, in the words the log uses
+//! ("exited with code 3", "killed by SIGSEGV (core dumped)").
+
+use std::fmt;
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    Exited(i32),
+    Signaled { signal: i32, core_dumped: bool },
+}
+
+impl Death {
+    /// A clean exit: code 0.
+    pub fn is_clean(self) -> bool {
+        self == Death::Exited(0)
+    }
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Death::Exited(code) => write!(f, "exited with code {code}"),
+            Death::Signaled {
+                signal,
+                core_dumped,
+            } => {
+                write!(f, "killed by {}", crate::signals::name(signal))?;
+                if core_dumped {
+                    write!(f, " (core dumped)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every child that has ended since the last call, without blocking.
+pub fn reap_all() -> Vec<(Pid, Death)> {
+    let mut dead = Vec::new();
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => dead.push((pid, Death::Exited(code))),
+            Ok(WaitStatus::Signaled(pid, signal, core_dumped)) => dead.push((
+                pid,
+                Death::Signaled {
+                    signal: signal as i32,
+                    core_dumped,
+                },
+            )),
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return dead,
+            Err(Errno::EINTR) => {}
+            // Stopped/continued children are not deaths; keep looking.
+            Ok(_) => {}
+            Err(err) => {
+                log::error!("waitpid: {err}");
+                return dead;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deaths_read_like_the_log() {
+        assert_eq!(Death::Exited(3).to_string(), "exited with code 3");
+        let segv = Death::Signaled {
+            signal: 11,
+            core_dumped: true,
+        };
+        assert_eq!(segv.to_string(), "killed by SIGSEGV (core dumped)");
+        assert!(Death::Exited(0).is_clean());
+        assert!(!segv.is_clean());
+    }
+}

@@ -1,0 +1,28 @@
+//! Forking one worker.
+//!
+//! The only `fork` in forkpool. The child never returns into the master's
+//! code: it forgets the master's signal handlers, runs the worker and exits
+//! with the worker's code.
+
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::signals::SignalSet;
+use crate::worker::{self, WorkerSpec};
+
+/// Forks a child that runs `spec` as a worker; returns its pid.
+pub fn fork_worker(spec: WorkerSpec<'_>, master_signals: &SignalSet) -> nix::Result<Pid> {
+    // SAFETY: the master is single-threaded (it never starts a thread: its
+    // signal handling is signal-hook's flag + self-pipe, and env_logger
+    // writes synchronously), so the child's copy of the heap is consistent
+    // and no lock can be held by a thread that doesn't exist in the child.
+    match unsafe { fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            // First, before anything can deliver a signal to the wrong
+            // handler: drop the master's signal actions.
+            master_signals.forget();
+            let code = worker::run(spec);
+            std::process::exit(code);
+        }
+    }
+}

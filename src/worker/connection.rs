@@ -1,0 +1,532 @@
+//! One client connection: read, parse, handle, write, repeat.
+//!
+//! This is the single HTTP code path both architectures share. [`Connection::drive`]
+//! works on a non-blocking socket until it would block, then says what it
+//! waits for ([`Next`]); the caller (the event loop, or a pool thread) only
+//! decides *where* the connection waits. Keep-alive, pipelining (responses
+//! in order, small ones batched into one write), body draining, limits and
+//! timeouts all live here, so the two modes can't drift apart.
+//!
+//! A connection's error closes that connection and nothing else: no method
+//! here returns an error to the worker, and a panicking handler becomes a
+//! 500 (`catch_unwind`), in both modes.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::config::Config;
+use crate::http::body::BodyReader;
+use crate::http::date::with_http_date;
+use crate::http::request::{check_partial_head, find_head_end, parse_head};
+use crate::http::{Body, Request, RequestError, Response};
+use crate::router::Router;
+use crate::scoreboard::Slot;
+
+/// Bodies up to this size are copied into the write buffer (one `write` for
+/// head and body); larger ones go out with `sendfile`.
+const SMALL_BODY: u64 = 64 * 1024;
+/// Stop batching pipelined responses once this much output is queued.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Most requests served in one `drive` call before yielding to other
+/// connections (fairness against a client that pipelines without end).
+const REQUESTS_PER_DRIVE: u32 = 64;
+/// A write that makes no progress for this long closes the connection
+/// (nginx `send_timeout` is 60 s; a dev server can give up sooner).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// While draining, an idle keep-alive connection is closed after this
+/// grace, so a request already on the wire still gets its answer.
+pub const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(500);
+
+/// What the worker shares with every connection it serves.
+pub struct ServeCtx {
+    pub router: Router,
+    pub slot: &'static Slot,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+    pub access_log: bool,
+    /// Set when the worker stops: every response then closes its connection.
+    pub draining: AtomicBool,
+    pub pid: u32,
+}
+
+impl ServeCtx {
+    pub fn new(config: &Config, slot: &'static Slot) -> io::Result<ServeCtx> {
+        Ok(ServeCtx {
+            router: Router::new(config)?,
+            slot,
+            max_header_bytes: config.max_header_bytes,
+            max_body_bytes: config.max_body_bytes,
+            keepalive_timeout: config.keepalive_timeout,
+            header_timeout: config.header_timeout,
+            access_log: config.access_log,
+            draining: AtomicBool::new(false),
+            pid: std::process::id(),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// What a connection waits for after [`Connection::drive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wants more input; `idle` when no request is in progress (a parked
+    /// keep-alive connection), else a request head or body is half read.
+    Read { idle: bool },
+    /// Output is queued and the socket is full.
+    Write,
+    /// Still has buffered work but gave others a turn: drive it again soon.
+    Yield,
+    /// Done: drop it.
+    Close,
+}
+
+/// A large file body still being sent.
+struct FileSend {
+    file: File,
+    offset: i64,
+    remaining: u64,
+}
+
+/// What the current deadline guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Idle,
+    Header,
+    Body,
+    Write,
+}
+
+pub struct Connection {
+    stream: TcpStream,
+    /// Input: unconsumed bytes are `rbuf[rstart..rend]`.
+    rbuf: Box<[u8]>,
+    rstart: usize,
+    rend: usize,
+    /// How many bytes of the pending head were already searched for its end.
+    scanned: usize,
+    /// When the first byte of the request head being read arrived.
+    head_started: Option<Instant>,
+    /// Output: `wbuf[wpos..]` is still to be written, then `file`.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    file: Option<FileSend>,
+    /// The request being served (reused: its strings keep their capacity).
+    req: Request,
+    /// A request body being read off the wire and discarded.
+    body: Option<BodyReader>,
+    close_after_write: bool,
+    eof: bool,
+    deadline: Instant,
+    timer: Timer,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, ctx: &ServeCtx, now: Instant) -> Connection {
+        // Room for a maximal head plus a little, so "too large" is detectable.
+        let rbuf_len = ctx.max_header_bytes + 1024;
+        Connection {
+            stream,
+            rbuf: vec![0; rbuf_len].into_boxed_slice(),
+            rstart: 0,
+            rend: 0,
+            scanned: 0,
+            head_started: None,
+            wbuf: Vec::with_capacity(4096),
+            wpos: 0,
+            file: None,
+            req: Request::default(),
+            body: None,
+            close_after_write: false,
+            eof: false,
+            deadline: now + ctx.header_timeout,
+            timer: Timer::Header,
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Idle: between requests, with nothing buffered in either direction.
+    pub fn is_idle(&self) -> bool {
+        self.rstart == self.rend && self.body.is_none() && !self.has_output()
+    }
+
+    /// Shortens an idle connection's deadline when the worker starts draining.
+    pub fn start_draining(&mut self, now: Instant) {
+        if self.is_idle() {
+            self.deadline = self.deadline.min(now + DRAIN_IDLE_GRACE);
+        }
+    }
+
+    /// Serves as much as the socket allows; see [`Next`].
+    pub fn drive(&mut self, ctx: &ServeCtx, now: Instant) -> Next {
+        let next = self.work(ctx);
+        self.set_deadline(ctx, next, now);
+        next
+    }
+
+    fn work(&mut self, ctx: &ServeCtx) -> Next {
+        let mut budget = REQUESTS_PER_DRIVE;
+        loop {
+            // 1. Turn buffered input into queued output, in order.
+            let mut need_input = false;
+            while self.file.is_none()
+                && self.wbuf.len() < WRITE_HIGH_WATER
+                && !self.close_after_write
+            {
+                if let Some(body) = &mut self.body {
+                    match body.consume(&self.rbuf[self.rstart..self.rend]) {
+                        Ok(used) => self.rstart += used,
+                        Err(err) => {
+                            // The response is already queued: we can only close.
+                            log::debug!("closing connection: {err}");
+                            self.close_after_write = true;
+                            break;
+                        }
+                    }
+                    if !body.is_done() {
+                        need_input = true;
+                        break;
+                    }
+                    self.body = None;
+                }
+                if budget == 0 {
+                    break;
+                }
+                match self.next_head(ctx) {
+                    Ok(true) => {
+                        budget -= 1;
+                        self.serve(ctx);
+                    }
+                    Ok(false) => {
+                        need_input = true;
+                        break;
+                    }
+                    Err(err) => {
+                        self.queue_error(ctx, err);
+                        break;
+                    }
+                }
+            }
+
+            // 2. Write what is queued.
+            if self.has_output() {
+                match self.flush() {
+                    Ok(true) => {}
+                    Ok(false) => return Next::Write,
+                    Err(err) => {
+                        log::debug!("write failed: {err}");
+                        return Next::Close;
+                    }
+                }
+            }
+            if self.close_after_write {
+                return Next::Close;
+            }
+            if budget == 0 {
+                return Next::Yield;
+            }
+            if !need_input {
+                continue;
+            }
+
+            // 3. Read more.
+            if self.eof {
+                return Next::Close;
+            }
+            match self.fill() {
+                Ok(0) => {
+                    // The client closed its side; queued answers were sent above.
+                    self.eof = true;
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    return Next::Read {
+                        idle: self.is_idle(),
+                    };
+                }
+                Err(err) => {
+                    log::debug!("read failed: {err}");
+                    return Next::Close;
+                }
+            }
+        }
+    }
+
+    /// Parses the next request head if it is complete. `Ok(false)`: need more.
+    fn next_head(&mut self, ctx: &ServeCtx) -> Result<bool, RequestError> {
+        // RFC 9112 2.2: ignore empty lines before a request line (some
+        // clients send a stray CRLF after a body).
+        while self.rstart < self.rend && matches!(self.rbuf[self.rstart], b'\r' | b'\n') {
+            self.rstart += 1;
+        }
+        let pending = &self.rbuf[self.rstart..self.rend];
+        match find_head_end(pending, self.scanned) {
+            Some(end) => {
+                parse_head(&pending[..end], ctx.max_header_bytes, &mut self.req)?;
+                self.rstart += end;
+                self.scanned = 0;
+                self.head_started = None;
+                Ok(true)
+            }
+            None => {
+                self.scanned = pending.len();
+                check_partial_head(pending, ctx.max_header_bytes)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Handles the parsed request and queues its response.
+    fn serve(&mut self, ctx: &ServeCtx) {
+        let started = Instant::now();
+        let body = match BodyReader::new(self.req.body, ctx.max_body_bytes) {
+            Ok(body) => body,
+            Err(err) => return self.queue_error(ctx, err),
+        };
+        let response = catch_unwind(AssertUnwindSafe(|| ctx.router.handle(&self.req)))
+            .unwrap_or_else(|panic| {
+                log::error!(
+                    "handler panicked on {} {}: {}",
+                    self.req.method_token,
+                    self.req.target,
+                    panic_message(&panic)
+                );
+                Response::error(500)
+            });
+        let mut keep_alive = self.req.keep_alive && !response.close && !ctx.is_draining();
+        if !body.is_done() {
+            if self.req.expect_continue {
+                // We answered without a 100 Continue, so the client may
+                // never send the body: close instead of waiting for it.
+                keep_alive = false;
+            } else {
+                self.body = Some(body);
+            }
+        }
+        let (status, sent) = self.queue(ctx, response, keep_alive);
+        if ctx.access_log {
+            log::info!(
+                target: "access",
+                "{} {} {} {} {}us pid={}",
+                self.req.method_token,
+                self.req.target,
+                status,
+                sent,
+                started.elapsed().as_micros(),
+                ctx.pid
+            );
+        }
+    }
+
+    /// Queues the answer to an unreadable request and closes after it.
+    fn queue_error(&mut self, ctx: &ServeCtx, err: RequestError) {
+        log::debug!("rejecting request: {err}");
+        let status = err.status();
+        let response = Response::text(
+            status,
+            format!("{status} {}: {err}", crate::http::response::reason(status)),
+        );
+        self.req.http10 = false;
+        self.queue(ctx, response, false);
+        if ctx.access_log {
+            log::info!(target: "access", "- - {status} 0 0us pid={}", ctx.pid);
+        }
+    }
+
+    /// Serialises `response` into the write buffer (or sets up a file to
+    /// stream). Returns the status and the body bytes that will be sent.
+    fn queue(&mut self, ctx: &ServeCtx, response: Response, keep_alive: bool) -> (u16, u64) {
+        let status = response.status;
+        with_http_date(|date| {
+            response.write_head(&mut self.wbuf, date, self.req.http10, keep_alive)
+        });
+        if !keep_alive {
+            self.close_after_write = true;
+        }
+        let send_body = !self.req.is_head() && !Response::status_has_no_body(status);
+        let len = if send_body { response.body.len() } else { 0 };
+        if send_body {
+            match response.body {
+                Body::Empty => {}
+                Body::Static(bytes) => self.wbuf.extend_from_slice(bytes),
+                Body::Bytes(bytes) => self.wbuf.extend_from_slice(&bytes),
+                Body::File { file, offset, len } if len <= SMALL_BODY => {
+                    if let Err(err) = read_exact_at_end(&mut self.wbuf, &file, offset, len) {
+                        // The head promised `len` bytes; a short file can
+                        // only end the connection.
+                        log::warn!("file shrank while serving {}: {err}", self.req.target);
+                        self.close_after_write = true;
+                    }
+                }
+                Body::File { file, offset, len } => {
+                    self.file = Some(FileSend {
+                        file,
+                        offset: offset as i64,
+                        remaining: len,
+                    });
+                }
+            }
+        }
+        ctx.slot.count_request(len);
+        (status, len)
+    }
+
+    fn has_output(&self) -> bool {
+        self.wpos < self.wbuf.len() || self.file.is_some()
+    }
+
+    /// Writes queued output. `Ok(false)`: the socket is full.
+    fn flush(&mut self) -> io::Result<bool> {
+        while self.wpos < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.wpos += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        if self.wbuf.capacity() > 4 * WRITE_HIGH_WATER {
+            // A huge listing shouldn't pin its buffer for the connection's life.
+            self.wbuf.shrink_to(WRITE_HIGH_WATER);
+        }
+        while let Some(send) = &mut self.file {
+            if send.remaining == 0 {
+                self.file = None;
+                break;
+            }
+            let chunk = send.remaining.min(1 << 30) as usize;
+            match nix::sys::sendfile::sendfile(
+                &self.stream,
+                &send.file,
+                Some(&mut send.offset),
+                chunk,
+            ) {
+                Ok(0) => return Err(io::Error::other("file shrank while being sent")),
+                Ok(n) => send.remaining -= n as u64,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(false),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads once into free buffer space. `Ok(0)` is end of stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        } else if self.rend == self.rbuf.len() && self.rstart > 0 {
+            self.rbuf.copy_within(self.rstart..self.rend, 0);
+            self.rend -= self.rstart;
+            self.rstart = 0;
+        }
+        if self.rend == self.rbuf.len() {
+            // Full of one incomplete head: next_head has already refused it.
+            return Err(io::Error::other("input buffer full"));
+        }
+        loop {
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
+                Ok(n) => {
+                    self.rend += n;
+                    return Ok(n);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    fn set_deadline(&mut self, ctx: &ServeCtx, next: Next, now: Instant) {
+        let (timer, deadline) = match next {
+            Next::Read { idle: true } if ctx.is_draining() => (Timer::Idle, now + DRAIN_IDLE_GRACE),
+            Next::Read { idle: true } => (Timer::Idle, now + ctx.keepalive_timeout),
+            Next::Read { idle: false } if self.body.is_some() => {
+                (Timer::Body, now + ctx.header_timeout)
+            }
+            Next::Read { idle: false } => {
+                // Fixed from the head's first byte: trickling bytes (slowloris)
+                // can't extend it.
+                let started = *self.head_started.get_or_insert(now);
+                (Timer::Header, started + ctx.header_timeout)
+            }
+            Next::Write => (Timer::Write, now + SEND_TIMEOUT),
+            Next::Yield | Next::Close => return,
+        };
+        self.timer = timer;
+        self.deadline = deadline;
+    }
+
+    /// The deadline passed: answer 408 to a half-sent head, then close.
+    pub fn on_timeout(&mut self) {
+        if self.timer == Timer::Header && self.rstart < self.rend {
+            let response = Response::error(408);
+            let mut out = Vec::with_capacity(256);
+            with_http_date(|date| response.write_head(&mut out, date, false, false));
+            if let Body::Bytes(body) = &response.body {
+                out.extend_from_slice(body);
+            }
+            // Best effort, never blocking: the client is already too slow.
+            let _ = self.stream.write(&out);
+        }
+        log::debug!(
+            "connection fd {} timed out ({:?})",
+            self.stream.as_raw_fd(),
+            self.timer
+        );
+    }
+}
+
+/// Appends `len` bytes of `file` from `offset` to `out`.
+fn read_exact_at_end(out: &mut Vec<u8>, file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let start = out.len();
+    out.resize(start + len as usize, 0);
+    let result = file.read_exact_at(&mut out[start..], offset);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// The text of a caught panic, for the log.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_extracted() {
+        let caught = catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(&*caught), "boom 1");
+        let caught = catch_unwind(|| std::panic::panic_any(5u8)).unwrap_err();
+        assert_eq!(panic_message(&*caught), "(non-string panic payload)");
+    }
+}

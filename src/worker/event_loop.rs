@@ -1,0 +1,404 @@
+//! The worker's mio loop, run by the main thread of every worker.
+//!
+//! It accepts until `WouldBlock`, parks idle connections, sweeps deadlines
+//! and watches its [`Lifecycle`]. What happens to a connection that has
+//! input is the one thing the two architectures do differently, chosen once
+//! by a `match` on the mode ([`Scheduler`]):
+//! - process mode drives it right here, on this thread (the nginx worker);
+//! - thread mode moves it to a pool thread and gets it back when it would
+//!   block (gunicorn `gthread`, Apache `event`).
+//!
+//! Connections are registered once, for read and write readiness,
+//! edge-triggered, and never re-registered. A connection that stopped early
+//! to let others run goes on a ready list; one that got an event while a
+//! pool thread had it is marked dirty and looked at again when it returns.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use super::connection::{Connection, DRAIN_IDLE_GRACE, Next, ServeCtx};
+use super::pool::{Done, Job, Pool};
+use super::{Control, Lifecycle};
+use crate::config::{Config, Mode};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+const WAKER: Token = Token(usize::MAX - 3);
+
+/// Where connections with work are served; see the module docs.
+enum Scheduler {
+    Inline,
+    Pool(Pool),
+}
+
+/// A connection as the loop sees it.
+enum Entry {
+    /// Here, waiting for readiness or its deadline.
+    Parked(Connection),
+    /// On a pool thread; `dirty` if an event arrived meanwhile.
+    InPool { dirty: bool },
+}
+
+/// Whether the listener is registered, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Accepting {
+    Yes,
+    /// At `max_connections`, or the pool's queue is full: resumes when a
+    /// connection closes or comes back.
+    Full,
+    /// Out of file descriptors: retry after a pause instead of spinning.
+    PausedUntil(Instant),
+    /// Draining: never again.
+    Stopped,
+}
+
+pub struct EventLoop {
+    ctx: Arc<ServeCtx>,
+    life: Lifecycle,
+    poll: Poll,
+    listener: TcpListener,
+    scheduler: Scheduler,
+    accepting: Accepting,
+    conns: Slab<Entry>,
+    max_connections: usize,
+    /// Parked connections to serve without waiting for an event: new ones,
+    /// ones that yielded, ones that came back dirty.
+    ready: Vec<usize>,
+    /// Thread mode: connections waiting for room in the pool's queue.
+    overflow: VecDeque<usize>,
+    next_sweep: Instant,
+}
+
+impl EventLoop {
+    /// Sets the loop up (and the pool, in thread mode). An error here is a
+    /// boot failure.
+    pub fn new(
+        ctx: Arc<ServeCtx>,
+        mut listener: TcpListener,
+        life: Lifecycle,
+        config: &Config,
+        worker: usize,
+    ) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let signal_fd = life.signals.as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&signal_fd), SIGNALS, Interest::READABLE)?;
+        let scheduler = match config.mode {
+            Mode::Process => Scheduler::Inline,
+            Mode::Thread => {
+                let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+                Scheduler::Pool(Pool::start(
+                    &ctx,
+                    worker,
+                    config.threads,
+                    config.max_connections,
+                    waker,
+                )?)
+            }
+        };
+        Ok(EventLoop {
+            ctx,
+            life,
+            poll,
+            listener,
+            scheduler,
+            accepting: Accepting::Yes,
+            conns: Slab::with_capacity(config.max_connections.min(4096)),
+            max_connections: config.max_connections,
+            ready: Vec::new(),
+            overflow: VecDeque::new(),
+            next_sweep: Instant::now() + super::TICK,
+        })
+    }
+
+    /// Serves until the worker stops; returns its exit code.
+    pub fn run(mut self) -> io::Result<i32> {
+        let mut events = Events::with_capacity(1024);
+        if let Scheduler::Pool(pool) = &self.scheduler {
+            self.ctx
+                .slot
+                .threads
+                .store(pool.thread_count() as u32, Ordering::Relaxed);
+        }
+        self.life.ready();
+        loop {
+            self.wait(&mut events)?;
+            let now = Instant::now();
+            let mut signalled = false;
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    SIGNALS => signalled = true,
+                    WAKER => {} // finished jobs are collected below
+                    Token(key) => self.on_event(key, now),
+                }
+            }
+            self.collect_finished(now);
+            for key in std::mem::take(&mut self.ready) {
+                self.schedule(key, now);
+            }
+            if signalled || now >= self.next_sweep {
+                match self.life.check(now) {
+                    Control::Run => {}
+                    Control::Drain => self.start_draining(now),
+                    Control::Exit => return Ok(0),
+                }
+            }
+            if now >= self.next_sweep {
+                self.sweep(now);
+                self.resume_accepting(now);
+            }
+            self.ctx
+                .slot
+                .connections
+                .store(self.conns.len() as u32, Ordering::Relaxed);
+            if self.ctx.is_draining() && self.conns.is_empty() {
+                return Ok(0);
+            }
+        }
+    }
+
+    /// Blocks in `poll` until an event or the next deadline; never blocks
+    /// while work is waiting on the ready list or in the pool's return queue.
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
+        let mut timeout = if self.ready.is_empty() {
+            self.next_sweep.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        let pool = match &self.scheduler {
+            Scheduler::Pool(pool) => Some(pool),
+            Scheduler::Inline => None,
+        };
+        if let Some(pool) = pool
+            && !timeout.is_zero()
+            && !pool.prepare_to_sleep()
+        {
+            timeout = Duration::ZERO;
+        }
+        let result = self.poll.poll(events, Some(timeout));
+        if let Some(pool) = pool {
+            pool.woke_up();
+        }
+        match result {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                events.clear();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        while self.accepting == Accepting::Yes {
+            if self.conns.len() >= self.max_connections {
+                self.pause(Accepting::Full);
+                return;
+            }
+            match self.listener.accept() {
+                Ok((stream, _peer)) => {
+                    // Responses are written whole; don't let Nagle hold the
+                    // next keep-alive response back behind a delayed ACK.
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let key = entry.key();
+                    let mut conn = Connection::new(stream, &self.ctx, now);
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    match self
+                        .poll
+                        .registry()
+                        .register(conn.stream(), Token(key), interest)
+                    {
+                        Ok(()) => {
+                            entry.insert(Entry::Parked(conn));
+                            // The request may have arrived with the connection.
+                            self.ready.push(key);
+                        }
+                        Err(err) => log::warn!("cannot register a connection: {err}"),
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if is_fd_exhaustion(&err) => {
+                    log::warn!("accept: {err}; pausing accepts for 100 ms");
+                    let until = now + Duration::from_millis(100);
+                    self.pause(Accepting::PausedUntil(until));
+                    self.next_sweep = self.next_sweep.min(until);
+                }
+                // ECONNABORTED and friends concern one would-be client only.
+                Err(err) => log::debug!("accept: {err}"),
+            }
+        }
+    }
+
+    fn on_event(&mut self, key: usize, now: Instant) {
+        match self.conns.get_mut(key) {
+            Some(Entry::InPool { dirty }) => *dirty = true,
+            Some(Entry::Parked(_)) => self.schedule(key, now),
+            None => {} // closed earlier in this batch
+        }
+    }
+
+    /// Serves a parked connection: here (process mode) or on the pool.
+    fn schedule(&mut self, key: usize, now: Instant) {
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &self.scheduler {
+            Scheduler::Inline => {
+                let Entry::Parked(conn) = entry else {
+                    return;
+                };
+                let next = conn.drive(&self.ctx, now);
+                self.after_drive(key, next, false);
+            }
+            Scheduler::Pool(pool) => {
+                let Entry::Parked(conn) = std::mem::replace(entry, Entry::InPool { dirty: false })
+                else {
+                    return; // already on a thread
+                };
+                if let Err(job) = pool.submit(Job { key, conn }) {
+                    // Queue full: keep it parked, stop accepting until the
+                    // pool catches up.
+                    *entry = Entry::Parked(job.conn);
+                    self.overflow.push_back(key);
+                    self.pause(Accepting::Full);
+                }
+            }
+        }
+    }
+
+    /// Thread mode: takes back the connections the pool is done with.
+    fn collect_finished(&mut self, now: Instant) {
+        let mut returned = false;
+        while let Scheduler::Pool(pool) = &self.scheduler
+            && let Some(Done { key, conn, next }) = pool.try_done()
+        {
+            returned = true;
+            let Some(entry) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let dirty = matches!(entry, Entry::InPool { dirty: true });
+            *entry = Entry::Parked(conn);
+            self.after_drive(key, next, dirty);
+        }
+        if returned {
+            // Room in the queue again: first those that waited for it.
+            while let Some(key) = self.overflow.pop_front() {
+                self.schedule(key, now);
+                if self.accepting == Accepting::Full && !self.overflow.is_empty() {
+                    break;
+                }
+            }
+            self.resume_accepting(now);
+        }
+    }
+
+    /// Acts on what a drive said, wherever it ran.
+    fn after_drive(&mut self, key: usize, next: Next, dirty: bool) {
+        match next {
+            Next::Close => self.close(key),
+            Next::Yield => self.ready.push(key),
+            // An event came while a thread had it: look again.
+            Next::Read { .. } | Next::Write if dirty => self.ready.push(key),
+            Next::Read { .. } | Next::Write => {
+                if let Some(Entry::Parked(conn)) = self.conns.get(key) {
+                    self.next_sweep = self.next_sweep.min(conn.deadline());
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Entry::Parked(mut conn) = self.conns.remove(key) {
+            let _ = self.poll.registry().deregister(conn.stream());
+        }
+        if self.accepting == Accepting::Full {
+            self.resume_accepting(Instant::now());
+        }
+    }
+
+    fn pause(&mut self, why: Accepting) {
+        if self.accepting == Accepting::Yes {
+            let _ = self.poll.registry().deregister(&mut self.listener);
+        }
+        if self.accepting != Accepting::Stopped {
+            self.accepting = why;
+        }
+    }
+
+    fn resume_accepting(&mut self, now: Instant) {
+        let resume = match self.accepting {
+            Accepting::Full => self.conns.len() < self.max_connections && self.overflow.is_empty(),
+            Accepting::PausedUntil(when) => now >= when,
+            Accepting::Yes | Accepting::Stopped => false,
+        };
+        if resume {
+            // Registering reports connections already waiting in the backlog.
+            match self
+                .poll
+                .registry()
+                .register(&mut self.listener, LISTENER, Interest::READABLE)
+            {
+                Ok(()) => self.accepting = Accepting::Yes,
+                Err(err) => log::warn!("cannot resume accepting: {err}"),
+            }
+        }
+    }
+
+    /// Closes parked connections past their deadline; plans the next sweep.
+    fn sweep(&mut self, now: Instant) {
+        let mut next = now + super::TICK;
+        let mut expired = Vec::new();
+        for (key, entry) in self.conns.iter_mut() {
+            if let Entry::Parked(conn) = entry {
+                if conn.deadline() <= now {
+                    conn.on_timeout();
+                    expired.push(key);
+                } else {
+                    next = next.min(conn.deadline());
+                }
+            }
+        }
+        for key in expired {
+            self.close(key);
+        }
+        if let Accepting::PausedUntil(when) = self.accepting {
+            next = next.min(when);
+        }
+        self.next_sweep = next;
+    }
+
+    fn start_draining(&mut self, now: Instant) {
+        if self.accepting == Accepting::Stopped {
+            return;
+        }
+        self.pause(Accepting::Stopped);
+        self.ctx.draining.store(true, Ordering::Relaxed);
+        for (_, entry) in self.conns.iter_mut() {
+            if let Entry::Parked(conn) = entry {
+                conn.start_draining(now);
+            }
+        }
+        self.next_sweep = self.next_sweep.min(now + DRAIN_IDLE_GRACE);
+    }
+}
+
+/// EMFILE / ENFILE / ENOBUFS / ENOMEM: accepting again at once would spin.
+fn is_fd_exhaustion(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

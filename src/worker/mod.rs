@@ -1,0 +1,147 @@
+//! A worker process: what runs in the child after `fork`.
+//!
+//! [`run`] boots the worker (parent-death signal, its own signal handlers,
+//! the shared handler state) and then hands over to the loop of the
+//! configured architecture: one `match` on the mode is the only place the two
+//! differ. A failure during boot exits with [`EXIT_BOOT_FAILURE`], which
+//! tells the master that respawning would only fail again.
+//!
+//! Signals a worker obeys: SIGTERM drains (stop accepting, finish in-flight
+//! requests, close idle connections, exit 0; give up after
+//! `graceful_timeout`), SIGQUIT exits at once. SIGINT is ignored: a
+//! terminal's Ctrl+C reaches the whole process group, and stopping is the
+//! master's call.
+
+pub mod connection;
+pub mod event_loop;
+pub mod pool;
+
+use std::net::TcpListener as StdListener;
+use std::time::{Duration, Instant};
+
+use nix::unistd::{Pid, getppid};
+
+use crate::config::Config;
+use crate::scoreboard::{Slot, SlotState};
+use crate::signals::{SIGQUIT, SIGTERM, SignalSet};
+use connection::ServeCtx;
+use event_loop::EventLoop;
+use std::sync::Arc;
+
+/// Exit code of a worker that could not start (gunicorn's convention).
+pub const EXIT_BOOT_FAILURE: i32 = 3;
+/// How often a worker heartbeats and checks on its master, at most.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// What the master hands a freshly forked worker.
+pub struct WorkerSpec<'a> {
+    /// Position of this worker (0-based), for names and logs.
+    pub index: usize,
+    pub config: &'a Config,
+    pub listener: &'a StdListener,
+    pub slot: &'static Slot,
+    pub master: Pid,
+}
+
+/// Runs a worker to its end; returns the process exit code.
+pub fn run(spec: WorkerSpec<'_>) -> i32 {
+    let name = format!("forkpool-w{}", spec.index);
+    // The kernel truncates to 15 bytes; a failure only costs a nicer `ps`.
+    let _ = nix::sys::prctl::set_name(&std::ffi::CString::new(name).unwrap_or_default());
+    let event_loop = match boot(&spec) {
+        Ok(event_loop) => event_loop,
+        Err(err) => {
+            log::error!("worker {} failed to start: {err}", spec.index);
+            return EXIT_BOOT_FAILURE;
+        }
+    };
+    match event_loop.run() {
+        Ok(code) => code,
+        Err(err) => {
+            log::error!("worker {} stopped on an error: {err}", spec.index);
+            1
+        }
+    }
+}
+
+fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
+    // If the master dies, drain and exit rather than serve unsupervised.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    let signals = SignalSet::register(&[SIGTERM, SIGQUIT])?;
+    let ctx = Arc::new(ServeCtx::new(spec.config, spec.slot)?);
+    let listener = mio::net::TcpListener::from_std(spec.listener.try_clone()?);
+    let life = Lifecycle {
+        signals,
+        master: spec.master,
+        slot: spec.slot,
+        graceful_timeout: spec.config.supervisor.graceful_timeout,
+        drain_deadline: None,
+    };
+    // The one place the architectures part: inside, a `match` on the mode
+    // picks inline serving or the thread pool.
+    EventLoop::new(ctx, listener, life, spec.config, spec.index)
+}
+
+/// What the worker loop should do after [`Lifecycle::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Run,
+    Drain,
+    Exit,
+}
+
+/// The worker's side of supervision: signals, heartbeat, master watch.
+pub struct Lifecycle {
+    pub signals: SignalSet,
+    master: Pid,
+    slot: &'static Slot,
+    graceful_timeout: Duration,
+    drain_deadline: Option<Instant>,
+}
+
+impl Lifecycle {
+    /// The worker is serving.
+    pub fn ready(&self) {
+        self.slot.pid.store(
+            std::process::id() as i32,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.slot.heartbeat();
+        self.slot.set_state(SlotState::Ready);
+    }
+
+    /// Heartbeats and decides whether to keep running, drain, or exit.
+    /// Called on every signal wake-up and at least every [`TICK`].
+    pub fn check(&mut self, now: Instant) -> Control {
+        self.slot.heartbeat();
+        self.signals.drain();
+        if self.signals.take(SIGQUIT) {
+            return Control::Exit;
+        }
+        if self.signals.take(SIGTERM) {
+            self.begin_drain(now, "SIGTERM");
+        }
+        if getppid() != self.master {
+            self.begin_drain(now, "master is gone");
+        }
+        match self.drain_deadline {
+            None => Control::Run,
+            Some(deadline) if now >= deadline => {
+                log::warn!(
+                    "graceful stop took longer than {:?}; exiting",
+                    self.graceful_timeout
+                );
+                Control::Exit
+            }
+            Some(_) => Control::Drain,
+        }
+    }
+
+    fn begin_drain(&mut self, now: Instant, why: &str) {
+        if self.drain_deadline.is_none() {
+            log::debug!("draining ({why})");
+            self.slot.set_state(SlotState::Draining);
+            self.drain_deadline = Some(now + self.graceful_timeout);
+        }
+    }
+}
