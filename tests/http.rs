@@ -1,0 +1,212 @@
+//! HTTP/1.1 behaviour of the real server, in both worker architectures:
+//! keep-alive, pipelining, body framing, limits, timeouts, bad input.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+both_modes!(keep_alive_serves_many_requests_on_one_connection, |mode| {
+    let server = Server::start(mode, &[]);
+    let mut client = server.connect();
+    for _ in 0..20 {
+        let response = client.get("/hello.txt");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"hello, world\n");
+        assert!(response.header("connection").is_none());
+    }
+});
+
+both_modes!(every_response_has_date_server_and_length, |mode| {
+    let server = Server::start(mode, &[]);
+    for path in ["/hello.txt", "/missing", "/docs/", "/-/nothing"] {
+        let response = server.get(path);
+        assert!(response.header("date").is_some_and(|d| d.ends_with(" GMT")), "{path}: {response:?}");
+        assert!(response.header("server").is_some_and(|s| s.starts_with("forkpool")), "{path}");
+        let len: usize = response.header("content-length").expect("content-length").parse().unwrap();
+        assert_eq!(len, response.body.len(), "{path}");
+    }
+});
+
+both_modes!(connection_close_and_http10, |mode| {
+    let server = Server::start(mode, &[]);
+    let mut client = server.connect();
+    let response = client.request("GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(client.is_closed());
+
+    // HTTP/1.0 closes by default, keeps alive only when asked.
+    let mut client = server.connect();
+    let response = client.request("GET /hello.txt HTTP/1.0\r\n\r\n");
+    assert_eq!(response.status, 200);
+    assert!(client.is_closed());
+    let mut client = server.connect();
+    let response = client.request("GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(response.header("connection"), Some("keep-alive"));
+    assert_eq!(client.get("/hello.txt").status, 200);
+});
+
+both_modes!(pipelined_requests_get_responses_in_order, |mode| {
+    let server = Server::start(mode, &[]);
+    let mut client = server.connect();
+    let paths = ["/hello.txt", "/missing", "/site/", "/big.bin", "/hello.txt", "/docs"];
+    let batch: String = paths.iter().map(|p| format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n")).collect();
+    client.send(batch.as_bytes());
+    let statuses: Vec<u16> = paths.iter().map(|_| client.read_response(false).unwrap().status).collect();
+    assert_eq!(statuses, [200, 404, 200, 200, 200, 301]);
+});
+
+both_modes!(head_has_get_headers_and_no_body, |mode| {
+    let server = Server::start(mode, &[]);
+    let mut client = server.connect();
+    let head = client.request("HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("2097152"));
+    assert!(head.body.is_empty());
+    // Had a body been sent, this would parse body bytes as a status line.
+    let next = client.get("/hello.txt");
+    assert_eq!(next.body, b"hello, world\n");
+});
+
+both_modes!(request_bodies_are_consumed_before_the_next_request, |mode| {
+    let server = Server::start(mode, &[]);
+    let mut client = server.connect();
+    let response = client.request("POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello=world");
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(client.get("/hello.txt").status, 200);
+    let chunked = "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    assert_eq!(client.request(chunked).status, 405);
+    assert_eq!(client.get("/hello.txt").status, 200);
+});
+
+both_modes!(framing_errors_get_400_or_501_and_close, |mode| {
+    let server = Server::start(mode, &[]);
+    let cases: [(&str, u16); 8] = [
+        ("GET / HTTP/1.1\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+        ("BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501),
+    ];
+    for (raw, status) in cases {
+        let mut client = server.connect();
+        client.send(raw.as_bytes());
+        let response = client.read_response(false).expect("a response");
+        assert_eq!(response.status, status, "{raw:?}");
+        if status != 501 || raw.contains("Transfer-Encoding") {
+            assert_eq!(response.header("connection"), Some("close"), "{raw:?}");
+            assert!(client.is_closed(), "{raw:?} left the connection open");
+        }
+    }
+    // Garbage closes only its own connection: the server still answers.
+    assert_eq!(server.get("/hello.txt").status, 200);
+});
+
+both_modes!(limits_give_414_431_413, |mode| {
+    let server = Server::start(mode, &[]);
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
+    assert_eq!(send_raw(server.addr, long_line.as_bytes()).status, 414);
+    let big_head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
+    assert_eq!(send_raw(server.addr, big_head.as_bytes()).status, 431);
+    let big_body = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n";
+    assert_eq!(send_raw(server.addr, big_body.as_bytes()).status, 413);
+    let mut chunks = String::from("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    chunks.push_str("100000\r\n");
+    chunks.push_str(&"x".repeat(0x100000));
+    chunks.push_str("\r\n100000\r\n");
+    let mut client = server.connect();
+    client.send(chunks.as_bytes());
+    // The 405 may come first (handled on the head); either way the
+    // connection is closed once the chunked body passes the 1 MiB limit.
+    let first = client.read_response(false).expect("a response");
+    assert!(first.status == 405 || first.status == 413, "{first:?}");
+    assert!(client.read_response(false).is_none());
+});
+
+both_modes!(slow_headers_get_408, |mode| {
+    let server = Server::start(mode, &["--config", &write_config("header_timeout = \"500ms\"\n")]);
+    let mut client = server.connect();
+    client.send(b"GET /hello.txt HTTP/1.1\r\nHost:");
+    let started = Instant::now();
+    let response = client.read_response(false).expect("a 408");
+    assert_eq!(response.status, 408);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(client.is_closed());
+});
+
+both_modes!(idle_keep_alive_connections_are_closed, |mode| {
+    let server = Server::start(mode, &["--config", &write_config("keepalive_timeout = \"300ms\"\n")]);
+    let mut client = server.connect();
+    assert_eq!(client.get("/hello.txt").status, 200);
+    // Closed without a response once idle past the timeout.
+    assert!(client.is_closed());
+});
+
+both_modes!(a_large_file_streams_whole, |mode| {
+    let server = Server::start(mode, &[]);
+    let mut client = server.connect();
+    let response = client.get("/big.bin");
+    assert_eq!(response.status, 200);
+    assert!(response.body == big_bin(), "big.bin content differs");
+    // A slow reader: the write side must wait for it, not drop it.
+    let mut slow = server.connect();
+    slow.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let response = slow.read_response(false).unwrap();
+    assert_eq!(response.body.len(), 2 * 1024 * 1024);
+});
+
+both_modes!(half_closed_client_still_gets_its_answer, |mode| {
+    let server = Server::start(mode, &[]);
+    let mut client = server.connect();
+    client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    client.stream.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("hello, world\n"));
+});
+
+both_modes!(options_and_unknown_methods, |mode| {
+    let server = Server::start(mode, &[]);
+    let response = send_raw(server.addr, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(response.status, 204);
+    assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
+    let response = send_raw(server.addr, b"DELETE /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(response.status, 405);
+    assert!(response.header("allow").is_some());
+});
+
+both_modes!(many_idle_connections_dont_block_new_ones, |mode| {
+    let server = Server::start(mode, &["--workers", "1", "--threads", "4"]);
+    // 256 parked keep-alive connections against 4 pool threads (in thread
+    // mode): none may pin a thread.
+    let mut idle: Vec<Client> = (0..256).map(|_| server.connect()).collect();
+    for client in &mut idle {
+        assert_eq!(client.get("/hello.txt").status, 200);
+    }
+    let response = server.get("/hello.txt");
+    assert_eq!(response.status, 200);
+    for client in idle.iter_mut().step_by(17) {
+        assert_eq!(client.get("/hello.txt").status, 200);
+    }
+});
+
+/// Writes a config file in a temp location (kept until the process ends).
+fn write_config(text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("forkpool-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let path = dir.join(format!("{}.toml", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    path.display().to_string()
+}
