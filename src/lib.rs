@@ -2,6 +2,7 @@
 //! event-loop processes or as thread pools, so the two architectures can be
 //! load tested and crash tested side by side. See README.md.
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod master;

@@ -17,6 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use signal_hook::SigId;
 
 pub use signal_hook::consts::signal::{
@@ -101,6 +102,24 @@ impl AsRawFd for SignalSet {
     fn as_raw_fd(&self) -> RawFd {
         self.wake_read.as_raw_fd()
     }
+}
+
+/// Blocks every signal in the calling thread; returns the mask to restore.
+///
+/// The master forks with all signals blocked, so a signal sent to a new
+/// worker before it has installed its own handlers stays pending instead of
+/// hitting the master's (already forgotten) ones and being lost; the worker
+/// restores the mask once its handlers are in place.
+pub fn block_all() -> io::Result<SigSet> {
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
+    Ok(old)
+}
+
+/// Restores a mask saved by [`block_all`]; pending signals are delivered now.
+pub fn restore_mask(mask: &SigSet) -> io::Result<()> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None)?;
+    Ok(())
 }
 
 /// "SIGSEGV" for 11, and so on, for log lines.

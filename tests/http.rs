@@ -23,9 +23,21 @@ both_modes!(every_response_has_date_server_and_length, |mode| {
     let server = Server::start(mode, &[]);
     for path in ["/hello.txt", "/missing", "/docs/", "/-/nothing"] {
         let response = server.get(path);
-        assert!(response.header("date").is_some_and(|d| d.ends_with(" GMT")), "{path}: {response:?}");
-        assert!(response.header("server").is_some_and(|s| s.starts_with("forkpool")), "{path}");
-        let len: usize = response.header("content-length").expect("content-length").parse().unwrap();
+        assert!(
+            response.header("date").is_some_and(|d| d.ends_with(" GMT")),
+            "{path}: {response:?}"
+        );
+        assert!(
+            response
+                .header("server")
+                .is_some_and(|s| s.starts_with("forkpool")),
+            "{path}"
+        );
+        let len: usize = response
+            .header("content-length")
+            .expect("content-length")
+            .parse()
+            .unwrap();
         assert_eq!(len, response.body.len(), "{path}");
     }
 });
@@ -33,7 +45,8 @@ both_modes!(every_response_has_date_server_and_length, |mode| {
 both_modes!(connection_close_and_http10, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
-    let response = client.request("GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let response =
+        client.request("GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("connection"), Some("close"));
     assert!(client.is_closed());
@@ -52,10 +65,23 @@ both_modes!(connection_close_and_http10, |mode| {
 both_modes!(pipelined_requests_get_responses_in_order, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
-    let paths = ["/hello.txt", "/missing", "/site/", "/big.bin", "/hello.txt", "/docs"];
-    let batch: String = paths.iter().map(|p| format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n")).collect();
+    let paths = [
+        "/hello.txt",
+        "/missing",
+        "/site/",
+        "/big.bin",
+        "/hello.txt",
+        "/docs",
+    ];
+    let batch: String = paths
+        .iter()
+        .map(|p| format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .collect();
     client.send(batch.as_bytes());
-    let statuses: Vec<u16> = paths.iter().map(|_| client.read_response(false).unwrap().status).collect();
+    let statuses: Vec<u16> = paths
+        .iter()
+        .map(|_| client.read_response(false).unwrap().status)
+        .collect();
     assert_eq!(statuses, [200, 404, 200, 200, 200, 301]);
 });
 
@@ -71,27 +97,44 @@ both_modes!(head_has_get_headers_and_no_body, |mode| {
     assert_eq!(next.body, b"hello, world\n");
 });
 
-both_modes!(request_bodies_are_consumed_before_the_next_request, |mode| {
-    let server = Server::start(mode, &[]);
-    let mut client = server.connect();
-    let response = client.request("POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello=world");
-    assert_eq!(response.status, 405);
-    assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
-    assert_eq!(client.get("/hello.txt").status, 200);
-    let chunked = "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-    assert_eq!(client.request(chunked).status, 405);
-    assert_eq!(client.get("/hello.txt").status, 200);
-});
+both_modes!(
+    request_bodies_are_consumed_before_the_next_request,
+    |mode| {
+        let server = Server::start(mode, &[]);
+        let mut client = server.connect();
+        let response = client.request(
+            "POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello=world",
+        );
+        assert_eq!(response.status, 405);
+        assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
+        assert_eq!(client.get("/hello.txt").status, 200);
+        let chunked = "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        assert_eq!(client.request(chunked).status, 405);
+        assert_eq!(client.get("/hello.txt").status, 200);
+    }
+);
 
 both_modes!(framing_errors_get_400_or_501_and_close, |mode| {
     let server = Server::start(mode, &[]);
     let cases: [(&str, u16); 8] = [
         ("GET / HTTP/1.1\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-        ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
-        ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400),
-        ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
         ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
         ("BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501),
     ];
@@ -113,11 +156,15 @@ both_modes!(limits_give_414_431_413, |mode| {
     let server = Server::start(mode, &[]);
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
     assert_eq!(send_raw(server.addr, long_line.as_bytes()).status, 414);
-    let big_head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
     assert_eq!(send_raw(server.addr, big_head.as_bytes()).status, 431);
     let big_body = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n";
     assert_eq!(send_raw(server.addr, big_body.as_bytes()).status, 413);
-    let mut chunks = String::from("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut chunks =
+        String::from("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
     chunks.push_str("100000\r\n");
     chunks.push_str(&"x".repeat(0x100000));
     chunks.push_str("\r\n100000\r\n");
@@ -131,7 +178,10 @@ both_modes!(limits_give_414_431_413, |mode| {
 });
 
 both_modes!(slow_headers_get_408, |mode| {
-    let server = Server::start(mode, &["--config", &write_config("header_timeout = \"500ms\"\n")]);
+    let server = Server::start(
+        mode,
+        &["--config", &write_config("header_timeout = \"500ms\"\n")],
+    );
     let mut client = server.connect();
     client.send(b"GET /hello.txt HTTP/1.1\r\nHost:");
     let started = Instant::now();
@@ -142,7 +192,10 @@ both_modes!(slow_headers_get_408, |mode| {
 });
 
 both_modes!(idle_keep_alive_connections_are_closed, |mode| {
-    let server = Server::start(mode, &["--config", &write_config("keepalive_timeout = \"300ms\"\n")]);
+    let server = Server::start(
+        mode,
+        &["--config", &write_config("keepalive_timeout = \"300ms\"\n")],
+    );
     let mut client = server.connect();
     assert_eq!(client.get("/hello.txt").status, 200);
     // Closed without a response once idle past the timeout.
@@ -180,7 +233,10 @@ both_modes!(options_and_unknown_methods, |mode| {
     let response = send_raw(server.addr, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(response.status, 204);
     assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
-    let response = send_raw(server.addr, b"DELETE /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = send_raw(
+        server.addr,
+        b"DELETE /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     assert_eq!(response.status, 405);
     assert!(response.header("allow").is_some());
 });
@@ -205,7 +261,10 @@ fn write_config(text: &str) -> String {
     let dir = std::env::temp_dir().join(format!("forkpool-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let path = dir.join(format!("{}.toml", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let path = dir.join(format!(
+        "{}.toml",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let mut file = std::fs::File::create(&path).unwrap();
     file.write_all(text.as_bytes()).unwrap();
     path.display().to_string()

@@ -9,13 +9,26 @@ both_modes!(files_have_type_validators_and_no_cache, |mode| {
     let server = Server::start(mode, &[]);
     let response = server.get("/hello.txt");
     assert_eq!(response.status, 200);
-    assert_eq!(response.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(response.header("cache-control"), Some("no-cache"));
     assert_eq!(response.header("accept-ranges"), Some("bytes"));
     assert!(response.header("etag").is_some());
-    assert!(response.header("last-modified").is_some_and(|d| d.ends_with(" GMT")));
-    assert_eq!(server.get("/index.html").header("content-type"), Some("text/html; charset=utf-8"));
-    assert_eq!(server.get("/big.bin").header("content-type"), Some("application/octet-stream"));
+    assert!(
+        response
+            .header("last-modified")
+            .is_some_and(|d| d.ends_with(" GMT"))
+    );
+    assert_eq!(
+        server.get("/index.html").header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        server.get("/big.bin").header("content-type"),
+        Some("application/octet-stream")
+    );
 });
 
 both_modes!(directories_index_list_and_redirect, |mode| {
@@ -40,7 +53,10 @@ both_modes!(redirects_never_leave_the_host, |mode| {
     let response = server.get("//evil.com");
     assert_eq!(response.status, 301);
     let location = response.header("location").unwrap();
-    assert!(location.starts_with('/') && !location.starts_with("//"), "{location}");
+    assert!(
+        location.starts_with('/') && !location.starts_with("//"),
+        "{location}"
+    );
 });
 
 both_modes!(nothing_outside_the_root_is_served, |mode| {
@@ -62,7 +78,10 @@ both_modes!(nothing_outside_the_root_is_served, |mode| {
             response.status,
             response.text()
         );
-        assert!(!response.text().contains("root:"), "{path} leaked /etc/passwd");
+        assert!(
+            !response.text().contains("root:"),
+            "{path} leaked /etc/passwd"
+        );
     }
     assert_eq!(server.get("/hello%00.txt").status, 400);
     assert_eq!(server.get("/inside-link.txt").text(), "hello, world\n");
@@ -74,11 +93,15 @@ both_modes!(conditional_requests_give_304, |mode| {
     let etag = first.header("etag").unwrap().to_string();
     let modified = first.header("last-modified").unwrap().to_string();
     let mut client = server.connect();
-    let inm = client.request(&format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"));
+    let inm = client.request(&format!(
+        "GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"
+    ));
     assert_eq!(inm.status, 304);
     assert!(inm.body.is_empty());
     assert_eq!(inm.header("etag"), Some(etag.as_str()));
-    let ims = client.request(&format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n"));
+    let ims = client.request(&format!(
+        "GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n"
+    ));
     assert_eq!(ims.status, 304);
     // If-None-Match takes precedence over If-Modified-Since.
     let both = client.request(&format!(
@@ -93,7 +116,10 @@ both_modes!(ranges_give_206_and_416, |mode| {
     let mut client = server.connect();
     let part = client.request("GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-1999\r\n\r\n");
     assert_eq!(part.status, 206);
-    assert_eq!(part.header("content-range"), Some("bytes 1000-1999/2097152"));
+    assert_eq!(
+        part.header("content-range"),
+        Some("bytes 1000-1999/2097152")
+    );
     assert!(part.body == big_bin()[1000..2000]);
     let tail = client.request("GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-100\r\n\r\n");
     assert_eq!(tail.status, 206);
@@ -104,7 +130,11 @@ both_modes!(ranges_give_206_and_416, |mode| {
     let bad = client.request("GET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=500-600\r\n\r\n");
     assert_eq!(bad.status, 416);
     assert_eq!(bad.header("content-range"), Some("bytes */13"));
-    assert_eq!(client.get("/hello.txt").status, 200, "416 keeps the connection usable");
+    assert_eq!(
+        client.get("/hello.txt").status,
+        200,
+        "416 keeps the connection usable"
+    );
 });
 
 both_modes!(files_changed_on_disk_are_served_fresh, |mode| {

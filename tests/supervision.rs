@@ -18,43 +18,71 @@ both_modes!(a_killed_worker_is_respawned_and_logged, |mode| {
         after = server.workers();
         after.len() == 2 && !after.contains(&before[0])
     });
-    assert!(respawned, "workers before {before:?}, now {after:?}; log:\n{}", server.log());
-    assert!(after.contains(&before[1]), "the other worker must be untouched");
+    assert!(
+        respawned,
+        "workers before {before:?}, now {after:?}; log:\n{}",
+        server.log()
+    );
+    assert!(
+        after.contains(&before[1]),
+        "the other worker must be untouched"
+    );
     server.wait_for_log(&format!("(pid {}) killed by SIGKILL after", before[0]));
     assert!(server.log().contains("request(s) served"));
     assert!(zombies_of(server.pid()).is_empty());
     assert_eq!(server.get("/hello.txt").status, 200);
 });
 
-both_modes!(sigterm_finishes_the_request_in_flight_then_exits_0, |mode| {
-    let mut server = Server::start(mode, &["--workers", "1"]);
-    let workers = server.wait_for_workers(1);
-    // A response larger than the socket buffers, read slowly: in flight
-    // when SIGTERM arrives.
-    let mut slow = server.connect();
-    slow.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
-    let mut idle = server.connect();
-    assert_eq!(idle.get("/hello.txt").status, 200);
-    std::thread::sleep(Duration::from_millis(100)); // let the first bytes go out
-    server.signal(libc::SIGTERM);
-    let response = slow.read_response(false).expect("the in-flight response");
-    assert_eq!(response.status, 200);
-    assert!(response.body == big_bin(), "the in-flight body was cut");
-    assert_eq!(response.header("connection"), None, "headers went out before the stop");
-    assert!(slow.is_closed(), "a draining worker closes after the response");
-    assert!(idle.is_closed(), "idle keep-alive connections are closed on drain");
-    let status = server.wait_exit();
-    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
-    assert!(!is_alive(workers[0]), "worker outlived the master");
-    assert!(server.log().contains(&format!("(pid {}) exited with code 0", workers[0])), "{}", server.log());
-});
+both_modes!(
+    sigterm_finishes_the_request_in_flight_then_exits_0,
+    |mode| {
+        let mut server = Server::start(mode, &["--workers", "1"]);
+        let workers = server.wait_for_workers(1);
+        // A response larger than the socket buffers, read slowly: in flight
+        // when SIGTERM arrives.
+        let mut slow = server.connect();
+        slow.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut idle = server.connect();
+        assert_eq!(idle.get("/hello.txt").status, 200);
+        std::thread::sleep(Duration::from_millis(100)); // let the first bytes go out
+        server.signal(libc::SIGTERM);
+        let response = slow.read_response(false).expect("the in-flight response");
+        assert_eq!(response.status, 200);
+        assert!(response.body == big_bin(), "the in-flight body was cut");
+        assert_eq!(
+            response.header("connection"),
+            None,
+            "headers went out before the stop"
+        );
+        assert!(
+            slow.is_closed(),
+            "a draining worker closes after the response"
+        );
+        assert!(
+            idle.is_closed(),
+            "idle keep-alive connections are closed on drain"
+        );
+        let status = server.wait_exit();
+        assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+        assert!(!is_alive(workers[0]), "worker outlived the master");
+        assert!(
+            server
+                .log()
+                .contains(&format!("(pid {}) exited with code 0", workers[0])),
+            "{}",
+            server.log()
+        );
+    }
+);
 
 both_modes!(sigint_stops_like_ctrl_c, |mode| {
     let mut server = Server::start(mode, &[]);
     let workers = server.wait_for_workers(2);
     server.signal(libc::SIGINT);
     assert_eq!(server.wait_exit().code(), Some(0), "log:\n{}", server.log());
-    assert!(wait_until(DEADLINE, || workers.iter().all(|&w| !is_alive(w))));
+    assert!(wait_until(DEADLINE, || workers
+        .iter()
+        .all(|&w| !is_alive(w))));
 });
 
 both_modes!(sigquit_stops_fast_even_with_a_busy_connection, |mode| {

@@ -49,16 +49,16 @@ pub type MasterError = Box<dyn std::error::Error>;
 pub fn run(config: Config) -> Result<(), MasterError> {
     let listener = listen::bind(config.listen, config.backlog)
         .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
+    let signals =
+        SignalSet::register(&[SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU])?;
+    let scoreboard = Scoreboard::new(MAX_WORKERS * 2)?;
+    // The readiness line: tests and scripts wait for exactly this, and may
+    // signal us right after it, so the handlers are already in place.
     let addr = listener.local_addr()?;
-    // The readiness line: tests and scripts wait for exactly this.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}")?;
     stdout.flush()?;
     drop(stdout);
-
-    let signals =
-        SignalSet::register(&[SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU])?;
-    let scoreboard = Scoreboard::new(MAX_WORKERS * 2)?;
     log::info!(
         "master pid {} serving {} with {} {} worker(s){}",
         getpid(),
@@ -140,7 +140,6 @@ struct Master {
 impl Master {
     fn cycle(&mut self) -> Result<(), MasterError> {
         loop {
-            self.wait_for_work();
             let now = Instant::now();
             self.signals.drain();
             // The fixed order: the dead first, so every decision below sees
@@ -172,6 +171,7 @@ impl Master {
                 Some(_) => self.escalate_stop(now),
                 None => self.spawn_missing(now),
             }
+            self.wait_for_work();
         }
         match self.failed.take() {
             Some(why) => Err(why.into()),
@@ -286,6 +286,7 @@ impl Master {
             listener: &self.listener,
             slot: slot_ref,
             master: getpid(),
+            signal_mask: nix::sys::signal::SigSet::empty(),
         };
         let pid = match spawn::fork_worker(spec, &self.signals) {
             Ok(pid) => pid,

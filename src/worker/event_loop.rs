@@ -42,8 +42,9 @@ enum Scheduler {
 
 /// A connection as the loop sees it.
 enum Entry {
-    /// Here, waiting for readiness or its deadline.
-    Parked(Connection),
+    /// Here, waiting for readiness or its deadline. Boxed once at accept,
+    /// so each hand-off to and from the pool moves a pointer.
+    Parked(Box<Connection>),
     /// On a pool thread; `dirty` if an event arrived meanwhile.
     InPool { dirty: bool },
 }
@@ -213,7 +214,7 @@ impl EventLoop {
                     let _ = stream.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
-                    let mut conn = Connection::new(stream, &self.ctx, now);
+                    let mut conn = Box::new(Connection::new(stream, &self.ctx, now));
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     match self
                         .poll

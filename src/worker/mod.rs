@@ -41,6 +41,9 @@ pub struct WorkerSpec<'a> {
     pub listener: &'a StdListener,
     pub slot: &'static Slot,
     pub master: Pid,
+    /// The signal mask to restore once the worker's handlers are installed
+    /// (the master forks with every signal blocked).
+    pub signal_mask: nix::sys::signal::SigSet,
 }
 
 /// Runs a worker to its end; returns the process exit code.
@@ -48,10 +51,16 @@ pub fn run(spec: WorkerSpec<'_>) -> i32 {
     let name = format!("forkpool-w{}", spec.index);
     // The kernel truncates to 15 bytes; a failure only costs a nicer `ps`.
     let _ = nix::sys::prctl::set_name(&std::ffi::CString::new(name).unwrap_or_default());
-    let event_loop = match boot(&spec) {
-        Ok(event_loop) => event_loop,
-        Err(err) => {
+    // A panic while booting is a boot failure too, not a crash to respawn.
+    let booted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| boot(&spec)));
+    let event_loop = match booted {
+        Ok(Ok(event_loop)) => event_loop,
+        Ok(Err(err)) => {
             log::error!("worker {} failed to start: {err}", spec.index);
+            return EXIT_BOOT_FAILURE;
+        }
+        Err(_) => {
+            log::error!("worker {} panicked while starting", spec.index);
             return EXIT_BOOT_FAILURE;
         }
     };
@@ -68,6 +77,8 @@ fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
     // If the master dies, drain and exit rather than serve unsupervised.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     let signals = SignalSet::register(&[SIGTERM, SIGQUIT])?;
+    // Now a SIGTERM that arrived during the fork is delivered, to us.
+    crate::signals::restore_mask(&spec.signal_mask)?;
     let ctx = Arc::new(ServeCtx::new(spec.config, spec.slot)?);
     let listener = mio::net::TcpListener::from_std(spec.listener.try_clone()?);
     let life = Lifecycle {

@@ -23,13 +23,13 @@ use super::connection::{Connection, Next, ServeCtx, panic_message};
 /// A connection on its way to or from a pool thread; `key` is its slab key.
 pub struct Job {
     pub key: usize,
-    pub conn: Connection,
+    pub conn: Box<Connection>,
 }
 
 /// A job done: the connection and what it waits for now.
 pub struct Done {
     pub key: usize,
-    pub conn: Connection,
+    pub conn: Box<Connection>,
     pub next: Next,
 }
 

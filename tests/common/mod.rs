@@ -70,7 +70,7 @@ impl Server {
         if !extra.iter().any(|a| *a == "--workers" || *a == "-w") {
             args.extend(["--workers".into(), "2".into()]);
         }
-        if !extra.iter().any(|a| *a == "--threads") {
+        if !extra.contains(&"--threads") {
             args.extend(["--threads".into(), "4".into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -81,7 +81,10 @@ impl Server {
     pub fn start_with(root: TempDir, args: &[String]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_forkpool"))
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -92,7 +95,7 @@ impl Server {
         let err_pipe = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
+                let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
                 log.push_str(&line);
                 log.push('\n');
             }
@@ -112,7 +115,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("no readiness line within {DEADLINE:?}; stderr:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "no readiness line within {DEADLINE:?}; stderr:\n{}",
+                    stderr.lock().map(|log| log.clone()).unwrap_or_default()
+                );
             }
         };
         let addr = line
@@ -134,7 +140,11 @@ impl Server {
 
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        // Poison only means a test thread panicked mid-push: the text is fine.
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits until the log contains `needle`; panics with the log if not.
@@ -155,7 +165,11 @@ impl Server {
             pids = self.workers();
             pids.len() == n
         });
-        assert!(ok, "expected {n} workers, have {pids:?}; log:\n{}", self.log());
+        assert!(
+            ok,
+            "expected {n} workers, have {pids:?}; log:\n{}",
+            self.log()
+        );
         pids
     }
 
@@ -172,7 +186,11 @@ impl Server {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "master did not exit; log:\n{}", self.stderr.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "master did not exit; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -190,11 +208,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         if child.try_wait().ok().flatten().is_none() {
             // SAFETY: kill(2) on our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
-            let gone = wait_until(Duration::from_secs(3), || child.try_wait().ok().flatten().is_some());
+            let gone = wait_until(Duration::from_secs(3), || {
+                child.try_wait().ok().flatten().is_some()
+            });
             if !gone {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -221,10 +243,16 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         // Fields after the ")" that ends the command name: state, ppid, ...
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let mut fields = rest.split(' ');
         let state = fields.next().unwrap_or("");
         let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -248,9 +276,15 @@ pub fn is_alive(pid: i32) -> bool {
 pub fn zombies_of(pid: i32) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let mut fields = rest.split(' ');
         let state = fields.next().unwrap_or("");
         let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -292,7 +326,9 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn text(&self) -> String {
@@ -311,7 +347,10 @@ impl Client {
         let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         stream.set_write_timeout(Some(DEADLINE)).unwrap();
-        Client { stream, buf: Vec::new() }
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -326,7 +365,8 @@ impl Client {
     pub fn request(&mut self, raw: &str) -> Response {
         self.send(raw.as_bytes());
         let head_only = raw.starts_with("HEAD ");
-        self.read_response(head_only).unwrap_or_else(|| panic!("no response to {raw:?}"))
+        self.read_response(head_only)
+            .unwrap_or_else(|| panic!("no response to {raw:?}"))
     }
 
     /// Reads one response; `None` if the connection closed first.
@@ -354,15 +394,26 @@ impl Client {
         let len: usize = if head_only || status == 304 || status == 204 || status / 100 == 1 {
             0
         } else {
-            headers.get("content-length").map(|v| v.parse().unwrap()).unwrap_or(0)
+            headers
+                .get("content-length")
+                .map(|v| v.parse().unwrap())
+                .unwrap_or(0)
         };
         while self.buf.len() < len {
             if self.fill() == 0 {
-                panic!("connection closed inside a body ({} of {len} bytes)", self.buf.len());
+                panic!(
+                    "connection closed inside a body ({} of {len} bytes)",
+                    self.buf.len()
+                );
             }
         }
         let body = self.buf.drain(..len).collect();
-        Some(Response { status, version, headers, body })
+        Some(Response {
+            status,
+            version,
+            headers,
+            body,
+        })
     }
 
     /// True if the server closed the connection (EOF or reset) with no more bytes.

@@ -1,0 +1,137 @@
+//! The command line: what `forkpool --help` shows and what the flags parse
+//! into. Every field is optional so that [`crate::config::load`] can tell a
+//! flag that was given (it overrides the config file) from one that was not.
+//!
+//! Values that need checking (`--workers`, `--mode`, `--listen`) stay
+//! strings here and are validated in `config`, so a bad flag and a bad key
+//! in the file are reported the same way: `invalid --workers: …`, exit
+//! code 2. Usage errors clap catches itself (an unknown flag, a missing
+//! value, `--threads x`) also exit with code 2.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+const SIGNALS: &str = "\
+Defaults: ROOT is the current directory (.), listen 127.0.0.1:8080, one \
+worker per CPU in process mode. Flags override the config file, which \
+overrides the defaults.
+
+Signals (send them to the master):
+  SIGTERM, SIGINT   graceful stop: finish requests in flight, then exit
+  SIGQUIT           fast stop
+  SIGHUP            reload the config file
+  SIGTTIN, SIGTTOU  add / remove a worker";
+
+/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--faults]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
+#[command(
+    name = "forkpool",
+    version,
+    about = "A prefork HTTP/1.1 server: one master, N workers, each a single event-loop process or a thread pool",
+    after_help = SIGNALS
+)]
+pub struct Cli {
+    /// Directory to serve [default: .]
+    #[arg(value_name = "ROOT", value_hint = clap::ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
+
+    /// Read settings from this TOML file (see config/forkpool.toml)
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on: IP:PORT, [IPv6]:PORT, localhost:PORT or PORT; port 0 picks a free one [default: 127.0.0.1:8080]
+    #[arg(short, long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Number of worker processes, or "auto" for one per CPU [default: auto]
+    #[arg(short, long, value_name = "N|auto")]
+    pub workers: Option<String>,
+
+    /// Worker architecture: "process" (one event loop) or "thread" (loop + thread pool) [default: process]
+    #[arg(long, value_name = "process|thread")]
+    pub mode: Option<String>,
+
+    /// Pool threads per worker in thread mode, 1 to 1024 [default: 8]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Enable the fault-injection endpoints under /-/fault/ (loopback only)
+    #[arg(long)]
+    pub faults: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_self_check() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn nothing_given_is_all_none() {
+        assert_eq!(Cli::try_parse_from(["forkpool"]).unwrap(), Cli::default());
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let cli = Cli::try_parse_from([
+            "forkpool",
+            "site",
+            "--config",
+            "f.toml",
+            "-l",
+            "0",
+            "-w",
+            "auto",
+            "--mode",
+            "thread",
+            "--threads",
+            "3",
+            "--faults",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli,
+            Cli {
+                root: Some("site".into()),
+                config: Some("f.toml".into()),
+                listen: Some("0".into()),
+                workers: Some("auto".into()),
+                mode: Some("thread".into()),
+                threads: Some(3),
+                faults: true,
+            }
+        );
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for args in [
+            &["forkpool", "--bogus"][..],
+            &["forkpool", "--threads", "x"],
+            &["forkpool", "-w"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_names_the_signals_and_defaults() {
+        let help = Cli::command().render_help().to_string();
+        for needle in [
+            "SIGTERM",
+            "SIGQUIT",
+            "SIGHUP",
+            "SIGTTIN",
+            "127.0.0.1:8080",
+            "--faults",
+        ] {
+            assert!(help.contains(needle), "help lacks {needle}:\n{help}");
+        }
+    }
+}
