@@ -63,6 +63,8 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/site"
+# nginx workers run as an unprivileged user: let them read the site.
+chmod 755 "$work" "$work/site"
 head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 > "$work/site/1k.txt"
 cat > "$work/forkpool.toml" <<EOF
 # Access logging costs a write per request; nginx's is off below too.

@@ -256,6 +256,28 @@ both_modes!(many_idle_connections_dont_block_new_ones, |mode| {
     }
 });
 
+both_modes!(concurrent_clients_all_get_answers, |mode| {
+    // More busy connections than pool threads and queue slots: the loop
+    // must hold the overflow, feed it to the pool as threads free up, and
+    // accept again afterwards. Two rounds, like two load-test runs.
+    let server = Server::start(mode, &["--workers", "1", "--threads", "1"]);
+    let addr = server.addr;
+    for round in 0..2 {
+        let clients: Vec<_> = (0..64)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr);
+                    (0..30)
+                        .filter(|_| client.get("/hello.txt").status == 200)
+                        .count()
+                })
+            })
+            .collect();
+        let served: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(served, 64 * 30, "round {round}");
+    }
+});
+
 /// Writes a config file in a temp location (kept until the process ends).
 fn write_config(text: &str) -> String {
     let dir = std::env::temp_dir().join(format!("forkpool-cfg-{}", std::process::id()));

@@ -264,15 +264,9 @@ impl EventLoop {
                 let next = conn.drive(&self.ctx, now);
                 self.after_drive(key, next, false);
             }
-            Scheduler::Pool(pool) => {
-                let Entry::Parked(conn) = std::mem::replace(entry, Entry::InPool { dirty: false })
-                else {
-                    return; // already on a thread
-                };
-                if let Err(job) = pool.submit(Job { key, conn }) {
-                    // Queue full: keep it parked, stop accepting until the
-                    // pool catches up.
-                    *entry = Entry::Parked(job.conn);
+            Scheduler::Pool(_) => {
+                // Those already waiting for room in the queue go first.
+                if !self.overflow.is_empty() || !self.submit(key) {
                     self.overflow.push_back(key);
                     self.pause(Accepting::Full);
                 }
@@ -280,13 +274,31 @@ impl EventLoop {
         }
     }
 
-    /// Thread mode: takes back the connections the pool is done with.
+    /// Thread mode: moves a parked connection to the pool. False if the
+    /// queue is full (the connection stays parked).
+    fn submit(&mut self, key: usize) -> bool {
+        let (Scheduler::Pool(pool), Some(entry)) = (&self.scheduler, self.conns.get_mut(key))
+        else {
+            return true;
+        };
+        let Entry::Parked(conn) = std::mem::replace(entry, Entry::InPool { dirty: false }) else {
+            return true; // already on a thread
+        };
+        match pool.submit(Job { key, conn }) {
+            Ok(()) => true,
+            Err(job) => {
+                *entry = Entry::Parked(job.conn);
+                false
+            }
+        }
+    }
+
+    /// Thread mode: takes back the connections the pool is done with, then
+    /// refills the queue from the overflow.
     fn collect_finished(&mut self, now: Instant) {
-        let mut returned = false;
         while let Scheduler::Pool(pool) = &self.scheduler
             && let Some(Done { key, conn, next }) = pool.try_done()
         {
-            returned = true;
             let Some(entry) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -294,16 +306,13 @@ impl EventLoop {
             *entry = Entry::Parked(conn);
             self.after_drive(key, next, dirty);
         }
-        if returned {
-            // Room in the queue again: first those that waited for it.
-            while let Some(key) = self.overflow.pop_front() {
-                self.schedule(key, now);
-                if self.accepting == Accepting::Full && !self.overflow.is_empty() {
-                    break;
-                }
+        while let Some(&key) = self.overflow.front() {
+            if !self.submit(key) {
+                return; // still full: the next finished job makes room
             }
-            self.resume_accepting(now);
+            self.overflow.pop_front();
         }
+        self.resume_accepting(now);
     }
 
     /// Acts on what a drive said, wherever it ran.
@@ -330,13 +339,18 @@ impl EventLoop {
         }
     }
 
+    /// Stops accepting. The listener stays registered (a pause can be as
+    /// short as one trip through the pool's queue; two `epoll_ctl` calls
+    /// per pause would cost more than the events we ignore meanwhile),
+    /// except when draining: then it goes for good.
     fn pause(&mut self, why: Accepting) {
-        if self.accepting == Accepting::Yes {
+        if self.accepting == Accepting::Stopped {
+            return;
+        }
+        if why == Accepting::Stopped {
             let _ = self.poll.registry().deregister(&mut self.listener);
         }
-        if self.accepting != Accepting::Stopped {
-            self.accepting = why;
-        }
+        self.accepting = why;
     }
 
     fn resume_accepting(&mut self, now: Instant) {
@@ -346,15 +360,10 @@ impl EventLoop {
             Accepting::Yes | Accepting::Stopped => false,
         };
         if resume {
-            // Registering reports connections already waiting in the backlog.
-            match self
-                .poll
-                .registry()
-                .register(&mut self.listener, LISTENER, Interest::READABLE)
-            {
-                Ok(()) => self.accepting = Accepting::Yes,
-                Err(err) => log::warn!("cannot resume accepting: {err}"),
-            }
+            self.accepting = Accepting::Yes;
+            // Edge-triggered: connections that arrived during the pause
+            // raised no new event, so look for them now.
+            self.accept(now);
         }
     }
 
