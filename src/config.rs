@@ -36,6 +36,16 @@ pub enum Mode {
     Thread,
 }
 
+impl Mode {
+    /// "process" or "thread", as in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Process => "process",
+            Mode::Thread => "thread",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,

@@ -4,10 +4,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod faults;
 pub mod http;
 pub mod master;
 pub mod router;
 pub mod scoreboard;
 pub mod signals;
 pub mod static_files;
+pub mod work;
 pub mod worker;

@@ -11,6 +11,7 @@ use std::io;
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
 use crate::static_files::StaticFiles;
+use crate::work::{Identity, SharedCache};
 
 /// The prefix of every endpoint that is not a static file.
 pub const RESERVED_PREFIX: &str = "/-/";
@@ -19,12 +20,23 @@ const STATIC_ALLOW: &str = "GET, HEAD, OPTIONS";
 
 pub struct Router {
     files: StaticFiles,
+    who: Identity,
+    cache: SharedCache,
+    faults: bool,
 }
 
 impl Router {
-    pub fn new(config: &Config) -> io::Result<Router> {
+    /// The router of worker number `worker`.
+    pub fn new(config: &Config, worker: usize) -> io::Result<Router> {
         Ok(Router {
             files: StaticFiles::open(&config.root)?,
+            who: Identity {
+                pid: std::process::id(),
+                worker,
+                mode: config.mode,
+            },
+            cache: SharedCache::default(),
+            faults: config.faults.enabled,
         })
     }
 
@@ -46,9 +58,19 @@ impl Router {
         }
     }
 
-    /// The `/-/` space: no endpoint is defined yet, so every path is a 404.
-    fn reserved(&self, _req: &Request) -> Response {
-        Response::error(404)
+    /// The `/-/` space: workloads, and faults when enabled.
+    fn reserved(&self, req: &Request) -> Response {
+        let path = &req.path()[RESERVED_PREFIX.len()..];
+        let (section, name) = path.split_once('/').unwrap_or((path, ""));
+        let found = match section {
+            "work" | "fault" if !matches!(req.method, Method::Get | Method::Head) => {
+                return Response::error(405).header("Allow", "GET, HEAD");
+            }
+            "work" => crate::work::handle(name, req, &self.who, &self.cache),
+            "fault" if self.faults => crate::faults::inject(name, req, &self.who, &self.cache),
+            _ => None,
+        };
+        found.unwrap_or_else(|| Response::error(404))
     }
 }
 

@@ -15,6 +15,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 
+/// Most serving threads a slot tracks (the config's limit on `threads`).
+pub const MAX_SERVING_THREADS: usize = 1024;
+
+thread_local! {
+    /// This thread's index in `busy_since_ms`.
+    static SERVING_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Names the calling thread's entry in `busy_since_ms` (pool thread `n`).
+pub fn set_serving_thread(index: usize) {
+    SERVING_THREAD.with(|cell| cell.set(index.min(MAX_SERVING_THREADS - 1)));
+}
+
 /// Lifecycle of the worker in a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -41,6 +54,11 @@ pub struct Slot {
     pub connections: AtomicU32,
     /// Pool threads (thread mode); 0 in process mode.
     pub threads: AtomicU32,
+    /// Per serving thread (the loop thread is 0 in process mode, pool
+    /// thread `n` is `n` in thread mode): when its current request started,
+    /// in ms since the epoch, or 0 when idle. How the master spots one hung
+    /// thread in a worker whose heartbeat is fine.
+    pub busy_since_ms: [AtomicU64; MAX_SERVING_THREADS],
 }
 
 impl Slot {
@@ -68,6 +86,9 @@ impl Slot {
         self.bytes_sent.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
         self.threads.store(0, Ordering::Relaxed);
+        for busy in &self.busy_since_ms {
+            busy.store(0, Ordering::Relaxed);
+        }
         self.set_state(SlotState::Starting);
     }
 
@@ -75,10 +96,39 @@ impl Slot {
         self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// Marks the calling thread busy until the guard drops.
+    pub fn busy(&'static self) -> BusyGuard {
+        let index = SERVING_THREAD.with(std::cell::Cell::get);
+        self.busy_since_ms[index].store(now_ms(), Ordering::Relaxed);
+        BusyGuard { slot: self, index }
+    }
+
+    /// The start of the oldest request in progress, if any.
+    pub fn oldest_busy_ms(&self) -> Option<u64> {
+        let serving = (self.threads.load(Ordering::Relaxed) as usize).clamp(1, MAX_SERVING_THREADS);
+        self.busy_since_ms[..serving]
+            .iter()
+            .map(|busy| busy.load(Ordering::Relaxed))
+            .filter(|&since| since != 0)
+            .min()
+    }
+
     /// Counts one answered request (relaxed: a statistic, not a fence).
     pub fn count_request(&self, bytes: u64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Clears a thread's busy mark when its request is done (or unwinds).
+pub struct BusyGuard {
+    slot: &'static Slot,
+    index: usize,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.slot.busy_since_ms[self.index].store(0, Ordering::Relaxed);
     }
 }
 

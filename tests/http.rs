@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -277,17 +277,3 @@ both_modes!(concurrent_clients_all_get_answers, |mode| {
         assert_eq!(served, 64 * 30, "round {round}");
     }
 });
-
-/// Writes a config file in a temp location (kept until the process ends).
-fn write_config(text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("forkpool-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let path = dir.join(format!(
-        "{}.toml",
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let mut file = std::fs::File::create(&path).unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    path.display().to_string()
-}

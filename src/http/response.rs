@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
+use std::time::Instant;
 
 /// The value of the `Server` header on every response.
 pub const SERVER_NAME: &str = concat!("forkpool/", env!("CARGO_PKG_VERSION"));
@@ -26,6 +27,9 @@ pub struct Response {
     /// Close the connection after this response (the handler's wish; the
     /// connection may also close for its own reasons).
     pub close: bool,
+    /// Send it no earlier than this: how a handler on the event loop waits
+    /// without blocking the loop (a timer, not a sleep).
+    pub not_before: Option<Instant>,
 }
 
 /// A response body. Its length is always known up front, so every response
@@ -66,6 +70,7 @@ impl Response {
             headers: Vec::with_capacity(8),
             body,
             close: false,
+            not_before: None,
         }
     }
 

@@ -7,10 +7,16 @@
 //! gunicorn's arbiter.
 //!
 //! Master signals: SIGTERM and SIGINT stop gracefully (a second one stops
-//! fast), SIGQUIT stops fast, SIGTTIN / SIGTTOU add / remove a worker,
-//! SIGCHLD reaps. SIGHUP is caught and logged (configuration reload comes
-//! with the supervision work), so a closed terminal doesn't kill the server.
+//! fast), SIGQUIT stops fast, SIGHUP reloads the config file, SIGTTIN /
+//! SIGTTOU add / remove a worker, SIGCHLD reaps.
+//!
+//! Every tick it also judges each worker ([`health`]): a hung one is killed
+//! (SIGABRT, then SIGKILL); one with a hung request, one due for recycling,
+//! and every worker after a reload is *retired*: its replacement starts
+//! first, and only once that one is ready does the old one get SIGTERM to
+//! drain, so capacity never dips.
 
+mod health;
 mod listen;
 mod reap;
 mod spawn;
@@ -24,6 +30,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, getpid};
 
+use crate::cli::Cli;
 use crate::config::Config;
 use crate::scoreboard::{Scoreboard, SlotState};
 use crate::signals::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SignalSet};
@@ -40,13 +47,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Fast stop: recheck at 50 ms, doubling, SIGKILL past 1 s (nginx).
 const FAST_STOP_FIRST_CHECK: Duration = Duration::from_millis(50);
 const FAST_STOP_KILL_AFTER: Duration = Duration::from_secs(1);
-/// The master wakes at least this often even with nothing to do.
-const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// The master wakes at least this often, to run the watchdog.
+const IDLE_WAKE: Duration = Duration::from_millis(250);
+/// A worker killed by the watchdog gets SIGABRT, then SIGKILL after this.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 pub type MasterError = Box<dyn std::error::Error>;
 
 /// Runs the server until it is stopped. `Ok` means a requested stop.
-pub fn run(config: Config) -> Result<(), MasterError> {
+pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
     let listener = listen::bind(config.listen, config.backlog)
         .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
     let signals =
@@ -73,6 +82,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
     let mut master = Master {
         target: config.workers,
         config,
+        cli,
         listener,
         scoreboard,
         signals,
@@ -85,10 +95,7 @@ pub fn run(config: Config) -> Result<(), MasterError> {
 }
 
 fn mode_name(config: &Config) -> &'static str {
-    match config.mode {
-        crate::config::Mode::Process => "process",
-        crate::config::Mode::Thread => "thread",
-    }
+    config.mode.name()
 }
 
 /// A live worker process.
@@ -99,8 +106,22 @@ struct Worker {
     slot: usize,
     pid: Pid,
     spawned: Instant,
-    /// Being stopped (TTOU); not to be replaced.
-    retiring: bool,
+    /// Its `max_requests` with jitter (0 = none).
+    request_limit: u64,
+    /// Set once it is on its way out; see [`Retire`].
+    retire: Option<Retire>,
+    /// Set when the watchdog sent SIGABRT: SIGKILL follows at this time.
+    kill_at: Option<Instant>,
+}
+
+/// A worker being replaced: it keeps serving until its replacement is
+/// ready (or, above the target after SIGTTOU, at once), then drains.
+struct Retire {
+    why: String,
+    /// When it got SIGTERM; SIGKILL follows after `graceful_timeout`.
+    signalled: Option<Instant>,
+    /// Whether a replacement takes its position (not after SIGTTOU).
+    replaced: bool,
 }
 
 /// Crash-loop state of one position.
@@ -124,6 +145,8 @@ enum Stopping {
 
 struct Master {
     config: Config,
+    /// The flags, re-applied over the file on every reload.
+    cli: Cli,
     listener: TcpListener,
     scoreboard: Scoreboard,
     signals: SignalSet,
@@ -158,7 +181,7 @@ impl Master {
                 }
             }
             if self.signals.take(SIGHUP) {
-                log::warn!("SIGHUP: configuration reload is not supported yet; still running");
+                self.reload(now);
             }
             if self.signals.take(SIGTTIN) {
                 self.resize(self.target + 1);
@@ -169,7 +192,11 @@ impl Master {
             match self.stopping {
                 Some(_) if self.workers.is_empty() => break,
                 Some(_) => self.escalate_stop(now),
-                None => self.spawn_missing(now),
+                None => {
+                    self.supervise(now);
+                    self.spawn_missing(now);
+                    self.retire_replaced(now);
+                }
             }
             self.wait_for_work();
         }
@@ -217,7 +244,7 @@ impl Master {
             let requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
             let booted = slot.state() != SlotState::Starting;
             slot.set_state(SlotState::Free);
-            let expected = self.stopping.is_some() || worker.retiring;
+            let expected = self.stopping.is_some() || worker.retire.is_some();
             let line = format!(
                 "worker {} (pid {pid}) {death} after {:.1}s, {requests} request(s) served",
                 worker.position,
@@ -264,7 +291,7 @@ impl Master {
             let staffed = self
                 .workers
                 .iter()
-                .any(|w| w.position == position && !w.retiring);
+                .any(|w| w.position == position && w.retire.is_none());
             let due = self.backoff[position].respawn_at.is_none_or(|at| now >= at);
             if !staffed && due {
                 self.backoff[position].respawn_at = None;
@@ -304,7 +331,9 @@ impl Master {
             slot,
             pid,
             spawned: now,
-            retiring: false,
+            request_limit: health::request_limit(&self.config.supervisor, pid.as_raw() as u64),
+            retire: None,
+            kill_at: None,
         });
         Ok(())
     }
@@ -317,13 +346,143 @@ impl Master {
         let target = target.clamp(1, MAX_WORKERS);
         log::info!("workers: {} -> {target}", self.target);
         self.target = target;
-        for worker in self
-            .workers
+        let surplus: Vec<usize> = (0..self.workers.len())
+            .filter(|&i| self.workers[i].position >= target)
+            .collect();
+        for i in surplus {
+            self.retire(i, "fewer workers wanted (SIGTTOU)".into());
+        }
+    }
+
+    /// SIGHUP: re-read the config file; on success retire every worker in
+    /// favour of one started with the new config. A bad file changes nothing.
+    fn reload(&mut self, now: Instant) {
+        let mut config = match crate::config::reload(&self.config, &self.cli) {
+            Ok(config) => config,
+            Err(err) => {
+                log::error!("reload failed, still running on the old configuration: {err}");
+                return;
+            }
+        };
+        if (config.listen, config.backlog) != (self.config.listen, self.config.backlog) {
+            log::warn!(
+                "reload: the listen address and backlog need a restart; keeping {}",
+                self.config.listen
+            );
+            config.listen = self.config.listen;
+            config.backlog = self.config.backlog;
+        }
+        log::info!(
+            "reloaded configuration: {} {} worker(s); replacing the {} running",
+            config.workers,
+            config.mode.name(),
+            self.workers.len()
+        );
+        self.config = config;
+        self.target = self.config.workers.clamp(1, MAX_WORKERS);
+        self.backoff
             .iter_mut()
-            .filter(|w| w.position >= target && !w.retiring)
-        {
-            worker.retiring = true;
-            signal(worker.pid, Signal::SIGTERM);
+            .for_each(|b| *b = Backoff::default());
+        for i in 0..self.workers.len() {
+            self.retire(i, "configuration reloaded (SIGHUP)".into());
+        }
+        self.spawn_missing(now);
+    }
+
+    /// The watchdog and the recycling checks, once per tick.
+    fn supervise(&mut self, now: Instant) {
+        let now_ms = crate::scoreboard::now_ms();
+        for i in 0..self.workers.len() {
+            let worker = &mut self.workers[i];
+            if let Some(kill_at) = worker.kill_at {
+                if now >= kill_at {
+                    signal(worker.pid, Signal::SIGKILL);
+                    worker.kill_at = Some(now + ABORT_GRACE);
+                }
+                continue;
+            }
+            let slot = self.scoreboard.slot(worker.slot);
+            match health::check(
+                slot,
+                worker.pid,
+                worker.request_limit,
+                &self.config.supervisor,
+                now_ms,
+            ) {
+                health::Verdict::Healthy => {}
+                health::Verdict::Hung(silent) => {
+                    log::error!(
+                        "worker {} (pid {}) sent no heartbeat for {:.1}s: killing it (SIGABRT)",
+                        worker.position,
+                        worker.pid,
+                        silent.as_secs_f64()
+                    );
+                    signal(worker.pid, Signal::SIGABRT);
+                    worker.kill_at = Some(now + ABORT_GRACE);
+                }
+                health::Verdict::Replace(why) if worker.retire.is_none() => self.retire(i, why),
+                health::Verdict::Replace(_) => {}
+            }
+        }
+    }
+
+    /// Marks worker `i` for replacement; see [`Retire`].
+    fn retire(&mut self, i: usize, why: String) {
+        let worker = &mut self.workers[i];
+        if worker.retire.is_some() {
+            return;
+        }
+        log::info!(
+            "retiring worker {} (pid {}): {why}",
+            worker.position,
+            worker.pid
+        );
+        worker.retire = Some(Retire {
+            why,
+            signalled: None,
+            replaced: worker.position < self.target,
+        });
+    }
+
+    /// Drains retiring workers whose replacement is ready, and kills those
+    /// that outstay `graceful_timeout`.
+    fn retire_replaced(&mut self, now: Instant) {
+        let ready: Vec<usize> = self
+            .workers
+            .iter()
+            .filter(|w| {
+                w.retire.is_none() && self.scoreboard.slot(w.slot).state() == SlotState::Ready
+            })
+            .map(|w| w.position)
+            .collect();
+        let graceful = self.config.supervisor.graceful_timeout;
+        for worker in &mut self.workers {
+            let Some(retire) = &mut worker.retire else {
+                continue;
+            };
+            match retire.signalled {
+                None if !retire.replaced || ready.contains(&worker.position) => {
+                    log::debug!(
+                        "draining worker {} (pid {}): {}",
+                        worker.position,
+                        worker.pid,
+                        retire.why
+                    );
+                    signal(worker.pid, Signal::SIGTERM);
+                    retire.signalled = Some(now);
+                }
+                Some(at) if now >= at + graceful && worker.kill_at.is_none() => {
+                    log::warn!(
+                        "worker {} (pid {}) did not drain within {:?}: killing it",
+                        worker.position,
+                        worker.pid,
+                        graceful
+                    );
+                    signal(worker.pid, Signal::SIGKILL);
+                    worker.kill_at = Some(now + ABORT_GRACE);
+                }
+                _ => {}
+            }
         }
     }
 

@@ -59,9 +59,10 @@ pub struct ServeCtx {
 }
 
 impl ServeCtx {
-    pub fn new(config: &Config, slot: &'static Slot) -> io::Result<ServeCtx> {
+    /// The context of worker number `worker`.
+    pub fn new(config: &Config, slot: &'static Slot, worker: usize) -> io::Result<ServeCtx> {
         Ok(ServeCtx {
-            router: Router::new(config)?,
+            router: Router::new(config, worker)?,
             slot,
             max_header_bytes: config.max_header_bytes,
             max_body_bytes: config.max_body_bytes,
@@ -88,6 +89,9 @@ pub enum Next {
     Write,
     /// Still has buffered work but gave others a turn: drive it again soon.
     Yield,
+    /// A response is held until a time (`Response::not_before`): drive it
+    /// again at its deadline.
+    Timer,
     /// Done: drop it.
     Close,
 }
@@ -99,6 +103,13 @@ struct FileSend {
     remaining: u64,
 }
 
+/// A response waiting for its `not_before` time.
+struct Delayed {
+    response: Response,
+    keep_alive: bool,
+    started: Instant,
+}
+
 /// What the current deadline guards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
@@ -106,6 +117,8 @@ enum Timer {
     Header,
     Body,
     Write,
+    /// Not a timeout: the moment a delayed response is due.
+    Due,
 }
 
 pub struct Connection {
@@ -126,6 +139,8 @@ pub struct Connection {
     req: Request,
     /// A request body being read off the wire and discarded.
     body: Option<BodyReader>,
+    /// A response held back by a timer (process mode's non-blocking wait).
+    delayed: Option<Delayed>,
     close_after_write: bool,
     eof: bool,
     deadline: Instant,
@@ -148,6 +163,7 @@ impl Connection {
             file: None,
             req: Request::default(),
             body: None,
+            delayed: None,
             close_after_write: false,
             eof: false,
             deadline: now + ctx.header_timeout,
@@ -165,7 +181,16 @@ impl Connection {
 
     /// Idle: between requests, with nothing buffered in either direction.
     pub fn is_idle(&self) -> bool {
-        self.rstart == self.rend && self.body.is_none() && !self.has_output()
+        self.rstart == self.rend
+            && self.body.is_none()
+            && self.delayed.is_none()
+            && !self.has_output()
+    }
+
+    /// Whether the deadline is a delayed response coming due (drive it
+    /// then) rather than a timeout (close it then).
+    pub fn deadline_is_due_work(&self) -> bool {
+        self.timer == Timer::Due
     }
 
     /// Shortens an idle connection's deadline when the worker starts draining.
@@ -185,11 +210,25 @@ impl Connection {
     fn work(&mut self, ctx: &ServeCtx) -> Next {
         let mut budget = REQUESTS_PER_DRIVE;
         loop {
+            // 0. A held response goes first, once due; until then nothing
+            // behind it may be answered (responses stay in order).
+            if let Some(delayed) = self.delayed.take() {
+                if delayed
+                    .response
+                    .not_before
+                    .is_some_and(|at| Instant::now() < at)
+                {
+                    self.delayed = Some(delayed);
+                    return Next::Timer;
+                }
+                self.finish(ctx, delayed);
+            }
             // 1. Turn buffered input into queued output, in order.
             let mut need_input = false;
             while self.file.is_none()
                 && self.wbuf.len() < WRITE_HIGH_WATER
                 && !self.close_after_write
+                && self.delayed.is_none()
             {
                 if let Some(body) = &mut self.body {
                     match body.consume(&self.rbuf[self.rstart..self.rend]) {
@@ -301,16 +340,18 @@ impl Connection {
             Ok(body) => body,
             Err(err) => return self.queue_error(ctx, err),
         };
+        let busy = ctx.slot.busy();
         let response = catch_unwind(AssertUnwindSafe(|| ctx.router.handle(&self.req)))
             .unwrap_or_else(|panic| {
                 log::error!(
                     "handler panicked on {} {}: {}",
                     self.req.method_token,
                     self.req.target,
-                    panic_message(&panic)
+                    panic_message(&*panic)
                 );
                 Response::error(500)
             });
+        drop(busy);
         let mut keep_alive = self.req.keep_alive && !response.close && !ctx.is_draining();
         if !body.is_done() {
             if self.req.expect_continue {
@@ -321,7 +362,21 @@ impl Connection {
                 self.body = Some(body);
             }
         }
-        let (status, sent) = self.queue(ctx, response, keep_alive);
+        let delayed = Delayed {
+            response,
+            keep_alive,
+            started,
+        };
+        if delayed.response.not_before.is_some() {
+            self.delayed = Some(delayed);
+        } else {
+            self.finish(ctx, delayed);
+        }
+    }
+
+    /// Queues a handled request's response and logs it.
+    fn finish(&mut self, ctx: &ServeCtx, done: Delayed) {
+        let (status, sent) = self.queue(ctx, done.response, done.keep_alive);
         if ctx.access_log {
             log::info!(
                 target: "access",
@@ -330,7 +385,7 @@ impl Connection {
                 self.req.target,
                 status,
                 sent,
-                started.elapsed().as_micros(),
+                done.started.elapsed().as_micros(),
                 ctx.pid
             );
         }
@@ -472,6 +527,10 @@ impl Connection {
                 (Timer::Header, started + ctx.header_timeout)
             }
             Next::Write => (Timer::Write, now + SEND_TIMEOUT),
+            Next::Timer => match self.delayed.as_ref().and_then(|d| d.response.not_before) {
+                Some(at) => (Timer::Due, at),
+                None => return,
+            },
             Next::Yield | Next::Close => return,
         };
         self.timer = timer;

@@ -321,8 +321,8 @@ impl EventLoop {
             Next::Close => self.close(key),
             Next::Yield => self.ready.push(key),
             // An event came while a thread had it: look again.
-            Next::Read { .. } | Next::Write if dirty => self.ready.push(key),
-            Next::Read { .. } | Next::Write => {
+            Next::Read { .. } | Next::Write | Next::Timer if dirty => self.ready.push(key),
+            Next::Read { .. } | Next::Write | Next::Timer => {
                 if let Some(Entry::Parked(conn)) = self.conns.get(key) {
                     self.next_sweep = self.next_sweep.min(conn.deadline());
                 }
@@ -373,11 +373,13 @@ impl EventLoop {
         let mut expired = Vec::new();
         for (key, entry) in self.conns.iter_mut() {
             if let Entry::Parked(conn) = entry {
-                if conn.deadline() <= now {
+                if conn.deadline() > now {
+                    next = next.min(conn.deadline());
+                } else if conn.deadline_is_due_work() {
+                    self.ready.push(key);
+                } else {
                     conn.on_timeout();
                     expired.push(key);
-                } else {
-                    next = next.min(conn.deadline());
                 }
             }
         }

@@ -79,7 +79,7 @@ fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
     let signals = SignalSet::register(&[SIGTERM, SIGQUIT])?;
     // Now a SIGTERM that arrived during the fork is delivered, to us.
     crate::signals::restore_mask(&spec.signal_mask)?;
-    let ctx = Arc::new(ServeCtx::new(spec.config, spec.slot)?);
+    let ctx = Arc::new(ServeCtx::new(spec.config, spec.slot, spec.index)?);
     let listener = mio::net::TcpListener::from_std(spec.listener.try_clone()?);
     let life = Lifecycle {
         signals,

@@ -70,7 +70,7 @@ impl Pool {
             };
             let handle = std::thread::Builder::new()
                 .name(format!("forkpool-w{worker}-t{n}"))
-                .spawn(move || serve.run())?;
+                .spawn(move || serve.run(n))?;
             handles.push(handle);
         }
         Ok(Pool {
@@ -124,7 +124,8 @@ struct PoolThread {
 }
 
 impl PoolThread {
-    fn run(self) {
+    fn run(self, index: usize) {
+        crate::scoreboard::set_serving_thread(index);
         // Ends when the loop drops the job sender (the worker is exiting).
         while let Ok(Job { key, mut conn }) = self.jobs.recv() {
             let ctx = &*self.ctx;

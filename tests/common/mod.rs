@@ -445,6 +445,32 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Writes `text` to a fresh config file (kept until the test process
+/// ends) and returns its path.
+pub fn write_config(text: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("forkpool-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.toml", N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The pid in a workload's JSON answer (`"pid":123`).
+pub fn pid_of(response: &Response) -> i32 {
+    let text = response.text();
+    let start = text
+        .find("\"pid\":")
+        .unwrap_or_else(|| panic!("no pid in {text}"))
+        + 6;
+    text[start..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// A directory removed on drop.
 pub struct TempDir(PathBuf);
 

@@ -1,0 +1,90 @@
+//! Fault injection under `/-/fault/`: the ways real handlers fail, on
+//! demand, so their cost in each architecture can be observed.
+//!
+//! Off unless `[faults] enabled` (or `--faults`); the router answers 404
+//! otherwise, and the config refuses to enable them on a non-loopback
+//! address unless `faults.allow_remote` says so. These endpoints kill
+//! processes on purpose: that is their job.
+//!
+//! | fault | what the handler does |
+//! |---|---|
+//! | `panic` | panics: caught around the handler, the request gets a 500 |
+//! | `abort` | `abort()`: SIGABRT, the whole worker process dies |
+//! | `segv` | writes through a bad pointer: a real SIGSEGV |
+//! | `exit` | `exit(1)`: the worker process ends "cleanly" |
+//! | `stack-overflow` | unbounded recursion: the guard page, then SIGSEGV/abort |
+//! | `hang` | never returns: the thread sleeps forever |
+//! | `leak?mb=N` | allocates N MiB, touches it and never frees it |
+//! | `poison` | panics while holding the shared cache's lock |
+
+use std::time::{Duration, Instant};
+
+use crate::http::Response;
+use crate::http::request::Request;
+use crate::work::{Identity, SharedCache, param, report};
+
+/// Most memory one `leak` request may leak.
+pub const MAX_LEAK_MB: u64 = 1024;
+
+/// Runs fault `name`; `None` if there is no such fault. Most never return.
+pub fn inject(name: &str, req: &Request, who: &Identity, cache: &SharedCache) -> Option<Response> {
+    log::warn!(
+        "injecting fault {name:?} (pid {}, thread {:?})",
+        who.pid,
+        std::thread::current().name()
+    );
+    match name {
+        "panic" => panic!("injected panic"),
+        "abort" => std::process::abort(),
+        "segv" => segfault(),
+        "exit" => std::process::exit(1),
+        "stack-overflow" => {
+            let depth = recurse(std::hint::black_box(0));
+            Some(Response::text(
+                500,
+                format!("the stack did not overflow ({depth})"),
+            ))
+        }
+        "hang" => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        "leak" => Some(match param(req, "mb", MAX_LEAK_MB) {
+            Ok(mb) => leak(who, mb),
+            Err(error) => error,
+        }),
+        "poison" => {
+            let _guard = cache.raw().lock();
+            panic!("injected panic while holding the shared cache lock");
+        }
+        _ => None,
+    }
+}
+
+/// A real memory fault (not `raise(SIGSEGV)`): a store to an unmapped page.
+fn segfault() -> ! {
+    // SAFETY: deliberately unsound: a dangling `u64` pointer is address 8,
+    // which Linux never maps (mmap_min_addr), so this store faults and the
+    // kernel sends SIGSEGV. Rust's own SIGSEGV handler sees a fault outside
+    // any guard page, restores the default action, and the retried store
+    // kills the process.
+    unsafe { std::ptr::write_volatile(std::ptr::dangling_mut::<u64>(), 0xdead) };
+    unreachable!("the store to a dangling pointer did not fault");
+}
+
+/// Recursion the optimiser can't remove or turn into a loop.
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    if depth == u64::MAX {
+        return frame[0];
+    }
+    recurse(std::hint::black_box(depth + 1)) + frame[1]
+}
+
+/// Allocates `mb` MiB, writes every page (so it counts in RSS) and forgets it.
+fn leak(who: &Identity, mb: u64) -> Response {
+    let started = Instant::now();
+    // Non-zero fill: the allocator must write (so commit) every page.
+    let block = vec![1u8; (mb * 1024 * 1024) as usize].leak();
+    std::hint::black_box(block);
+    report(who, "leak", started, &format!("\"mb\":{mb}"))
+}
