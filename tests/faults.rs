@@ -378,3 +378,23 @@ fn thread_mode_runs_its_pool_threads() {
         ]
     );
 }
+
+both_modes!(a_crash_loop_backs_off, |mode| {
+    let config = write_config(SUPERVISED);
+    let server = Server::start(mode, &["--config", &config, "--faults", "--workers", "1"]);
+    // Kill each incarnation right after it starts: every death within 5 s
+    // of its spawn doubles the delay before the next one.
+    for delay in ["100ms", "200ms", "400ms"] {
+        let victim = server.wait_for_workers(1)[0];
+        let mut client = server.connect();
+        assert_eq!(whose(&mut client), victim);
+        assert!(inject(&mut client, "abort").is_none());
+        server.wait_for_log(&format!("(pid {victim}) killed by SIGABRT"));
+        server.wait_for_log(&format!("crash loop? respawning in {delay}"));
+        let replaced = wait_until(DEADLINE, || {
+            let workers = server.workers();
+            workers.len() == 1 && !workers.contains(&victim)
+        });
+        assert!(replaced, "log:\n{}", server.log());
+    }
+});

@@ -277,3 +277,50 @@ both_modes!(concurrent_clients_all_get_answers, |mode| {
         assert_eq!(served, 64 * 30, "round {round}");
     }
 });
+
+both_modes!(running_out_of_file_descriptors_does_not_spin, |mode| {
+    let root = TempDir::new();
+    write_fixtures(root.path());
+    let args: Vec<String> = [
+        root.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--mode",
+        mode,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(
+        ["--workers", "1", "--threads", "2"]
+            .iter()
+            .map(|s| s.to_string()),
+    )
+    .collect();
+    let server = Server::start_limited(root, &args, Some(64));
+    let worker = server.wait_for_workers(1)[0];
+    // Far more connections than the worker has descriptors for: the
+    // kernel queues them in the backlog, accept() fails with EMFILE.
+    let mut clients: Vec<Client> = (0..120).map(|_| server.connect()).collect();
+    server.wait_for_log("pausing accepts");
+    let cpu_before = cpu_ticks(worker);
+    std::thread::sleep(Duration::from_millis(1000));
+    let used = cpu_ticks(worker) - cpu_before;
+    // A spinning loop would burn ~100 ticks in that second.
+    assert!(
+        used < 30,
+        "worker used {used} ticks in 1 s: spinning on EMFILE?"
+    );
+    // Freeing descriptors lets the waiting connections in, in order.
+    let mut late = clients.split_off(100);
+    drop(clients);
+    for client in &mut late {
+        assert_eq!(client.get("/hello.txt").status, 200);
+    }
+});
+
+/// User + system CPU ticks (1/100 s) a process has used.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}

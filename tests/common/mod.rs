@@ -79,7 +79,30 @@ impl Server {
 
     /// Starts forkpool with exactly `args`; `root` is kept alive with it.
     pub fn start_with(root: TempDir, args: &[String]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_forkpool"))
+        Server::start_limited(root, args, None)
+    }
+
+    /// As [`Server::start_with`], with `RLIMIT_NOFILE` set to `max_files`.
+    pub fn start_limited(root: TempDir, args: &[String], max_files: Option<u64>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_forkpool"));
+        if let Some(limit) = max_files {
+            use std::os::unix::process::CommandExt;
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .args(args)
             .env(
                 "RUST_LOG",
