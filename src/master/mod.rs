@@ -51,6 +51,10 @@ const FAST_STOP_KILL_AFTER: Duration = Duration::from_secs(1);
 const IDLE_WAKE: Duration = Duration::from_millis(250);
 /// A worker killed by the watchdog gets SIGABRT, then SIGKILL after this.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// A draining worker exits by itself at `graceful_timeout`, cutting what is
+/// left; the master's SIGKILL comes this much later, for a worker that can't.
+/// Without the margin the two race and the log can say either.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
 pub type MasterError = Box<dyn std::error::Error>;
 
@@ -118,7 +122,7 @@ struct Worker {
 /// ready (or, above the target after SIGTTOU, at once), then drains.
 struct Retire {
     why: String,
-    /// When it got SIGTERM; SIGKILL follows after `graceful_timeout`.
+    /// When it got SIGTERM; SIGKILL follows `graceful_timeout` + [`DRAIN_MARGIN`] later.
     signalled: Option<Instant>,
     /// Whether a replacement takes its position (not after SIGTTOU).
     replaced: bool,
@@ -471,7 +475,7 @@ impl Master {
                     signal(worker.pid, Signal::SIGTERM);
                     retire.signalled = Some(now);
                 }
-                Some(at) if now >= at + graceful && worker.kill_at.is_none() => {
+                Some(at) if now >= at + graceful + DRAIN_MARGIN && worker.kill_at.is_none() => {
                     log::warn!(
                         "worker {} (pid {}) did not drain within {:?}: killing it",
                         worker.position,
@@ -494,7 +498,7 @@ impl Master {
         );
         self.signal_all(Signal::SIGTERM);
         self.stopping = Some(Stopping::Graceful {
-            kill_at: now + self.config.supervisor.graceful_timeout,
+            kill_at: now + self.config.supervisor.graceful_timeout + DRAIN_MARGIN,
         });
     }
 

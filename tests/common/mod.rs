@@ -264,6 +264,24 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Live children of `pid` (zombies excluded), from /proc.
 pub fn children_of(pid: i32) -> Vec<i32> {
+    children_with_state(pid, |state| state != "Z")
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').map(|i| &stat[i + 2..i + 3]) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// Zombie children of `pid`.
+pub fn zombies_of(pid: i32) -> Vec<i32> {
+    children_with_state(pid, |state| state == "Z")
+}
+
+/// Children of `pid` whose /proc state letter passes `keep`, sorted.
+fn children_with_state(pid: i32, keep: impl Fn(&str) -> bool) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -279,42 +297,11 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         let mut fields = rest.split(' ');
         let state = fields.next().unwrap_or("");
         let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == pid && state != "Z" {
+        if ppid == pid && keep(state) {
             pids.push(child);
         }
     }
     pids.sort();
-    pids
-}
-
-/// Whether `pid` exists and is not a zombie.
-pub fn is_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').map(|i| &stat[i + 2..i + 3]) != Some("Z"),
-        Err(_) => false,
-    }
-}
-
-/// Zombie children of `pid`.
-pub fn zombies_of(pid: i32) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let mut fields = rest.split(' ');
-        let state = fields.next().unwrap_or("");
-        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == pid && state == "Z" {
-            pids.push(child);
-        }
-    }
     pids
 }
 
