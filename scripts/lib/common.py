@@ -1,0 +1,225 @@
+"""Helpers shared by scripts/compare.sh and scripts/crash-compare.sh.
+
+What is here: a tiny HTTP/1.1 GET with a hard overall deadline (for the
+scoreboard, /-/status, which a hung worker may accept and never answer),
+parsers for wrk's and oha's output, medians and ratios, Markdown tables and
+running gnuplot. Python standard library only.
+
+What is not here: starting or stopping servers (the bash scripts do that) and
+anything that decides what a result means (the *_report.py files do).
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# --- HTTP --------------------------------------------------------------------
+
+class HttpError(Exception):
+    """A request that did not produce a complete response in time."""
+
+
+def http_get(host, port, path, timeout=0.5):
+    """GET path on a fresh connection; returns (status, headers, body bytes).
+
+    `timeout` bounds the WHOLE exchange (connect, send, every read), not each
+    socket call, so a server that trickles bytes can't stretch it. Raises
+    HttpError (or OSError) on anything short of a complete response.
+    """
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        data = b""
+        head_end = -1
+        length = None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HttpError(f"GET {path}: no complete response within {timeout}s")
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout as exc:
+                raise HttpError(f"GET {path}: timed out after {timeout}s") from exc
+            if not chunk:
+                break
+            data += chunk
+            if head_end < 0:
+                head_end = data.find(b"\r\n\r\n")
+                if head_end >= 0:
+                    m = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", data[:head_end])
+                    length = int(m.group(1)) if m else None
+            if head_end >= 0 and length is not None and len(data) - head_end - 4 >= length:
+                break
+    if head_end < 0:
+        raise HttpError(f"GET {path}: connection closed before a response head")
+    lines = data[:head_end].decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+    if not m:
+        raise HttpError(f"GET {path}: bad status line {lines[0]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = data[head_end + 4:]
+    if length is not None:
+        if len(body) < length:
+            raise HttpError(f"GET {path}: body cut short ({len(body)} of {length} bytes)")
+        body = body[:length]
+    return int(m.group(1)), headers, body
+
+
+def get_status(port, host="127.0.0.1", timeout=0.5):
+    """The /-/status document as a dict, stamped with `t_ms` (our wall clock,
+    taken when the answer arrived). Raises on failure or on a non-200."""
+    status, _, body = http_get(host, port, "/-/status", timeout)
+    if status != 200:
+        raise HttpError(f"/-/status answered {status}: {body[:200]!r}")
+    doc = json.loads(body)
+    doc["t_ms"] = time.time() * 1000.0
+    return doc
+
+
+def os_total(doc, key):
+    """A summed OS field of /-/status totals (None stays None)."""
+    return (doc.get("totals") or {}).get(key)
+
+
+# --- load tool output --------------------------------------------------------
+
+def _ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(text):
+    """wrk's summary (run with --latency; tabs.lua's done() adds its own
+    block, which is ignored). Returns a dict or raises ValueError."""
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        raise ValueError("no 'N requests in T' line in wrk output")
+    requests = int(m.group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    socket_errors = sum(int(n) for n in sock.groups()) if sock else 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    non2xx = int(non2xx.group(1)) if non2xx else 0
+    return {
+        "requests": requests,
+        "rps": rps,
+        "p50_ms": _ms(p50.group(1)) if p50 else None,
+        "p99_ms": _ms(p99.group(1)) if p99 else None,
+        "socket_errors": socket_errors,
+        "non2xx": non2xx,
+        "errors": socket_errors + non2xx,
+    }
+
+
+def parse_oha(text):
+    """oha's --output-format json (or -j) document."""
+    doc = json.loads(text)
+    summary = doc["summary"]
+    pct = doc.get("latencyPercentiles") or {}
+    codes = doc.get("statusCodeDistribution") or {}
+    errors = doc.get("errorDistribution") or {}
+    answered = sum(int(v) for v in codes.values())
+    non2xx = sum(int(v) for k, v in codes.items() if not str(k).startswith(("2", "3")))
+    # Requests still in flight when the duration ends are "aborted due to
+    # deadline": cut off by the tool, not failed by the server.
+    failed = sum(int(v) for k, v in errors.items() if "deadline" not in k)
+    rps = summary.get("requestsPerSec") or 0.0
+
+    def sec_to_ms(value):
+        return None if value is None else value * 1000.0
+
+    return {
+        "requests": answered,
+        "rps": rps,
+        "p50_ms": sec_to_ms(pct.get("p50")),
+        "p99_ms": sec_to_ms(pct.get("p99")),
+        "socket_errors": failed,
+        "non2xx": non2xx,
+        "errors": failed + non2xx,
+    }
+
+
+def parse_tabs_oha(text):
+    """scripts/tabs-oha.sh's text summary (combined req/s, non-2xx, errors;
+    it reports no latency percentiles)."""
+    m = re.search(r"^total\s+\d+\s+\d+\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(\d+)", text, re.M)
+    if not m:
+        raise ValueError("no 'total' row in tabs-oha.sh output")
+    rps, non2xx, failed = float(m.group(1)), int(m.group(2)), int(m.group(3))
+    return {"requests": None, "rps": rps, "p50_ms": None, "p99_ms": None,
+            "socket_errors": failed, "non2xx": non2xx, "errors": failed + non2xx}
+
+
+# --- numbers -----------------------------------------------------------------
+
+def median(values):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return statistics.median(values) if values else None
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt(value, digits=1, unit=""):
+    """A number for a Markdown table; '–' when missing."""
+    if value is None:
+        return "–"
+    if isinstance(value, int) or (abs(value) >= 1000 and digits <= 1):
+        return f"{value:,.0f}{unit}"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def md_table(header, rows, align=None):
+    """A GitHub Markdown table; `align` is a string of l/r per column."""
+    align = align or "l" + "r" * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines)
+
+
+# --- charts ------------------------------------------------------------------
+
+def gnuplot(script, variables, cwd):
+    """Runs scripts/lib/<script> with `-e name='value'` for each variable;
+    raises with gnuplot's stderr if it fails or is missing."""
+    exe = shutil.which("gnuplot")
+    if not exe:
+        raise RuntimeError("gnuplot is not installed (apt-get install -y gnuplot-nox)")
+    args = [exe]
+    for name, value in variables.items():
+        if isinstance(value, str):
+            args += ["-e", f"{name}='{value}'"]
+        else:
+            args += ["-e", f"{name}={value}"]
+    args.append(os.path.join(HERE, script))
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"gnuplot {script} failed:\n{done.stderr}")
+    return done.stderr
+
+
+def write_json(path, doc):
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=False)
+        f.write("\n")

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Reads forkpool's scoreboard, GET /-/status, for the comparison scripts.
+
+  status_sampler.py snapshot PORT OUT [--timeout S]
+      one status document to OUT (JSON); retried for --timeout seconds
+  status_sampler.py sample PORT OUT [--interval S] [--request-timeout S] [--max-seconds S]
+      one line of JSON per tick to OUT until SIGTERM/SIGINT or --max-seconds:
+      {"t_ms": .., "ok": true, "doc": {...}} or {"t_ms": .., "ok": false, "error": ".."}
+  status_sampler.py wait-ready PORT --workers N [--min-age-ms MS] [--timeout S]
+      waits until N workers are "ready" (and each is at least MS old); exit 1
+      with the reason if that doesn't happen within --timeout
+
+Every request uses a fresh connection and a hard overall deadline: a worker
+whose event loop hangs may have accepted the connection and never answer it
+(process mode + the hang fault), and one stuck sample must not stall the
+timeline. Ticks are fixed (start + k x interval); a late sample skips the
+ticks it overran instead of bunching up. Loopback only.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+from common import get_status, write_json
+
+stop = False
+
+
+def on_signal(_sig, _frame):
+    global stop
+    stop = True
+
+
+def snapshot(args):
+    deadline = time.monotonic() + args.timeout
+    error = None
+    while time.monotonic() < deadline:
+        try:
+            write_json(args.out, get_status(args.port, timeout=min(2.0, args.timeout)))
+            return 0
+        except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported
+            error = exc
+            time.sleep(0.05)
+    print(f"status_sampler: no /-/status from port {args.port}: {error}", file=sys.stderr)
+    return 1
+
+
+def sample(args):
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    start = time.monotonic()
+    end = start + args.max_seconds
+    tick = 0
+    with open(args.out, "w", buffering=1) as out:
+        while not stop and time.monotonic() < end:
+            t_ms = time.time() * 1000.0
+            try:
+                doc = get_status(args.port, timeout=args.request_timeout)
+                line = {"t_ms": t_ms, "ok": True, "doc": doc}
+            except Exception as exc:  # noqa: BLE001 - a failed sample is data
+                line = {"t_ms": t_ms, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+            tick = max(tick + 1, int((time.monotonic() - start) / args.interval) + 1)
+            delay = start + tick * args.interval - time.monotonic()
+            while delay > 0 and not stop:
+                time.sleep(min(delay, 0.05))
+                delay = start + tick * args.interval - time.monotonic()
+    return 0
+
+
+def wait_ready(args):
+    deadline = time.monotonic() + args.timeout
+    why = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            doc = get_status(args.port, timeout=1.0)
+            workers = doc.get("workers") or []
+            ready = [w for w in workers if w.get("state") == "ready"]
+            young = [w for w in ready if (w.get("uptime_ms") or 0) < args.min_age_ms]
+            if len(ready) >= args.workers and not young:
+                return 0
+            why = (f"{len(ready)} of {args.workers} workers ready"
+                   + (f", {len(young)} younger than {args.min_age_ms} ms" if young else ""))
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            why = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.1)
+    print(f"status_sampler: port {args.port} not ready within {args.timeout}s: {why}",
+          file=sys.stderr)
+    return 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("snapshot")
+    p.add_argument("port", type=int)
+    p.add_argument("out")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p = sub.add_parser("sample")
+    p.add_argument("port", type=int)
+    p.add_argument("out")
+    p.add_argument("--interval", type=float, default=0.1)
+    p.add_argument("--request-timeout", type=float, default=0.3)
+    p.add_argument("--max-seconds", type=float, default=600.0)
+    p = sub.add_parser("wait-ready")
+    p.add_argument("port", type=int)
+    p.add_argument("--workers", type=int, required=True)
+    p.add_argument("--min-age-ms", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=10.0)
+    args = parser.parse_args()
+    return {"snapshot": snapshot, "sample": sample, "wait-ready": wait_ready}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
