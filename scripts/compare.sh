@@ -19,7 +19,8 @@
 #   static-1k  GET /1k.txt                 static-1m  GET /1m.bin (sendfile)
 #   cpu        /-/work/cpu?ms=2            io         /-/work/io?ms=10
 #   mem        /-/work/mem?kb=1024         shared     /-/work/shared?ops=10000
-#   tabs       the scripts/tabs.lua browser-tab mix (tabs-oha.sh with oha)
+#   tabs       the scripts/tabs.lua browser-tab mix (with oha: the same URLs
+#              and weights, each request picking one at random)
 #
 # Measured per workload and mode: req/s, p50 and p99 latency, errors (socket
 # errors + non-2xx), and from the scoreboard (GET /-/status before and after
@@ -229,8 +230,15 @@ load() {
         > "$outfile" 2> "$outfile.err"
     fi
   elif [ "$wl" = tabs ]; then
-    # tabs-oha.sh exits 1 when a request failed: that is a result, not an error here.
-    "${pin_load[@]}" scripts/tabs-oha.sh "$base" "${secs}s" "$connections" > "$outfile" 2> "$outfile.err" || true
+    # oha can't script a sequence: each request picks a random line of a file
+    # holding every URL of the tab `weight` times (the weights of tabs.lua).
+    sed -n -E '/^[[:space:]]*--/d
+      s/.*kind *= *"([a-z]+)", *path *= *"([^"]+)", *weight *= *([0-9]+).*/\2 \3/p' scripts/tabs.lua |
+      while read -r path weight; do
+        for ((n = 0; n < weight; n++)); do echo "$base$path"; done
+      done > "$outfile.urls"
+    "${pin_load[@]}" oha --no-tui -c "$connections" -z "${secs}s" --output-format json \
+      --urls-from-file "$outfile.urls" > "$outfile" 2> "$outfile.err"
   else
     "${pin_load[@]}" oha --no-tui -c "$connections" -z "${secs}s" --output-format json \
       "$base${target[$wl]}" > "$outfile" 2> "$outfile.err"

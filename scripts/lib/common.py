@@ -155,17 +155,6 @@ def parse_oha(text):
     }
 
 
-def parse_tabs_oha(text):
-    """scripts/tabs-oha.sh's text summary (combined req/s, non-2xx, errors;
-    it reports no latency percentiles)."""
-    m = re.search(r"^total\s+\d+\s+\d+\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(\d+)", text, re.M)
-    if not m:
-        raise ValueError("no 'total' row in tabs-oha.sh output")
-    rps, non2xx, failed = float(m.group(1)), int(m.group(2)), int(m.group(3))
-    return {"requests": None, "rps": rps, "p50_ms": None, "p99_ms": None,
-            "socket_errors": failed, "non2xx": non2xx, "errors": failed + non2xx}
-
-
 # --- numbers -----------------------------------------------------------------
 
 def median(values):

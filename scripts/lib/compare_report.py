@@ -26,8 +26,8 @@ import json
 import os
 import sys
 
-from common import (fmt, gnuplot, md_table, median, parse_oha, parse_tabs_oha,
-                    parse_wrk, ratio, write_json)
+from common import (fmt, gnuplot, md_table, median, parse_oha, parse_wrk, ratio,
+                    write_json)
 
 NOISE = 0.10  # ratios within 1 +- NOISE are "no clear difference"
 METRICS = [  # key, chart title, log scale (compare.gp has the same six, in this order)
@@ -115,12 +115,7 @@ def parse_run(raw, meta, row):
     rnd, wl, mode, prefix, start_ms, end_ms = row
     with open(os.path.join(raw, prefix + ".out")) as f:
         text = f.read()
-    if meta["tool"] == "wrk":
-        load = parse_wrk(text)
-    elif wl == "tabs":
-        load = parse_tabs_oha(text)
-    else:
-        load = parse_oha(text)
+    load = parse_wrk(text) if meta["tool"] == "wrk" else parse_oha(text)
     before = load_json(os.path.join(raw, prefix + ".before.json"))
     after = load_json(os.path.join(raw, prefix + ".after.json"))
     samples = []
