@@ -48,6 +48,7 @@
 # Traffic goes to 127.0.0.1 only; every process started here is stopped on
 # exit or Ctrl+C.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in scripts/lib
 
 usage() { sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
@@ -187,6 +188,8 @@ fi
 declare -A port=() master=()
 start_server() {  # start_server NAME
   local name=$1 p="" deadline=$((SECONDS + 15))
+  # Created here: the background job opens its redirections only once it runs.
+  : > "$raw/server-$name.out"
   "${pin_server[@]}" "$bin" "$site" --config "$raw/forkpool.toml" --listen 127.0.0.1:0 \
     --mode "${m_mode[$name]}" --workers "${m_workers[$name]}" --threads "${m_threads[$name]}" \
     > "$raw/server-$name.out" 2> "$raw/server-$name.log" &
@@ -293,6 +296,9 @@ for round in $(seq 1 "$rounds"); do
         --interval 0.5 --request-timeout 2 --max-seconds $((duration + 30)) &
       sampler=$!
       bg_pids=("$sampler")
+      # Its keep-alive connection must exist before the load: a saturated
+      # thread-mode worker stops accepting new connections.
+      for _ in $(seq 1 100); do grep -q '"ok":true' "$raw/$prefix.samples.jsonl" 2>/dev/null && break; sleep 0.02; done
       start_ms=$(date +%s%3N)
       load "$name" "$wl" "$duration" "$raw/$prefix.out"
       end_ms=$(date +%s%3N)

@@ -1,6 +1,7 @@
 """Helpers shared by scripts/compare.sh and scripts/crash-compare.sh.
 
-What is here: a tiny HTTP/1.1 GET with a hard overall deadline (for the
+What is here: HTTP/1.1 GETs with a hard overall deadline, on a fresh
+connection (http_get) or a kept-alive one (Conn, StatusClient: the
 scoreboard, /-/status, which a hung worker may accept and never answer),
 parsers for wrk's and oha's output, medians and ratios, Markdown tables and
 running gnuplot. Python standard library only.
@@ -13,6 +14,7 @@ import json
 import math
 import os
 import re
+import select
 import shutil
 import socket
 import statistics
@@ -88,6 +90,154 @@ def get_status(port, host="127.0.0.1", timeout=0.5):
     doc = json.loads(body)
     doc["t_ms"] = time.time() * 1000.0
     return doc
+
+
+class Conn:
+    """One keep-alive connection to 127.0.0.1: send a request, read one
+    response (Content-Length framing only, which is all forkpool sends)."""
+
+    def __init__(self, port, timeout, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.used = 0
+
+    def request(self, req, deadline):
+        """Sends `req` (bytes); returns (status, close?, body) by `deadline`
+        (time.monotonic()). Raises OSError, EOFError or HttpError."""
+        self.sock.sendall(req)
+        return self.response(deadline)
+
+    def response(self, deadline):
+        """Reads one response by `deadline`. A timeout leaves what arrived
+        in the buffer, so a later call can finish reading the same response."""
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            self._more(deadline)
+        head = self.buf[:end].decode("latin-1")
+        self.buf = self.buf[end + 4:]
+        m = re.match(r"HTTP/1\.[01] (\d{3})", head)
+        if not m:
+            raise HttpError(f"bad status line {head[:40]!r}")
+        length = re.search(r"(?im)^content-length:\s*(\d+)\s*$", head)
+        if not length:
+            raise HttpError("response without Content-Length")
+        n = int(length.group(1))
+        while len(self.buf) < n:
+            self._more(deadline)
+        body, self.buf = self.buf[:n], self.buf[n:]
+        close = re.search(r"(?im)^connection:\s*close\s*$", head) is not None
+        self.used += 1
+        return int(m.group(1)), close, body
+
+    def _more(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("request deadline")
+        self.sock.settimeout(left)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        self.buf += chunk
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class StatusClient:
+    """GET /-/status on ONE keep-alive connection, each call with a hard
+    deadline.
+
+    Why keep-alive: in thread mode a saturated worker stops accepting new
+    connections until its pool's overflow queue is empty (src/worker/
+    event_loop.rs, Accepting::Full), so a fresh connection per sample can
+    wait in the backlog for as long as the load lasts, while a connection it
+    already holds is served in turn. So a late answer does not cost the
+    connection: the next call first reads (and drops) the answer still owed,
+    then asks again. Only after `max_misses` calls in a row without an
+    answer, or an error, or "Connection: close", is the connection replaced
+    by a fresh one: a hung event loop (process mode + hang) never answers
+    the connections it holds, and a new one will likely land on another
+    worker."""
+
+    def __init__(self, port, timeout=0.5, host="127.0.0.1", max_misses=3):
+        self.port, self.timeout, self.host, self.max_misses = port, timeout, host, max_misses
+        self.conn = None
+        self.owed = False   # a request was sent whose answer was not read yet
+        self.misses = 0
+        self.req = f"GET /-/status HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        self.reconnects = 0
+
+    def get(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        try:
+            if self.conn is not None and self.owed and self.misses >= self.max_misses:
+                self.close()
+            if self.conn is None:
+                self.conn = Conn(self.port, timeout or self.timeout, self.host)
+                self.reconnects += 1
+            if self.owed:
+                self.conn.response(deadline)  # the late answer to an earlier call
+                self.owed = False
+            self.conn.sock.sendall(self.req)
+            self.owed = True
+            status, close, body = self.conn.response(deadline)
+            self.owed = False
+            self.misses = 0
+        except (socket.timeout, TimeoutError) as exc:
+            self.misses += 1
+            raise HttpError(f"/-/status: timed out ({self.misses} in a row)") from exc
+        except (OSError, EOFError, HttpError) as exc:
+            self.close()
+            raise HttpError(f"/-/status: {type(exc).__name__}: {exc}") from exc
+        if close:
+            self.close()
+        if status != 200:
+            raise HttpError(f"/-/status answered {status}: {body[:200]!r}")
+        doc = json.loads(body)
+        doc["t_ms"] = time.time() * 1000.0
+        return doc
+
+    def idle(self, seconds):
+        """Waits `seconds` between calls, watching the idle connection: if
+        the server closes it (its worker died or is draining), a fresh one
+        is opened AT ONCE, so it queues in the listen backlog together with
+        the load's reconnections and is accepted with them by the
+        replacement, rather than after it (see the class comment)."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self.conn is None or self.owed:
+                time.sleep(min(left, 0.05))
+                continue
+            try:
+                readable, _, _ = select.select([self.conn.sock], [], [], left)
+                if readable and not self.conn.sock.recv(65536, socket.MSG_PEEK):
+                    raise EOFError("closed while idle")
+            except (OSError, EOFError, ValueError):
+                self.close()
+                try:
+                    self.conn = Conn(self.port, 0.5, self.host)
+                    self.reconnects += 1
+                except OSError:
+                    pass
+            else:
+                if readable:  # unexpected bytes: leave them to the next call
+                    time.sleep(min(left, 0.05))
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+        self.owed = False
+        self.misses = 0
 
 
 def os_total(doc, key):

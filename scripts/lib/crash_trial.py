@@ -14,8 +14,9 @@ The server must already be serving with faults enabled. The trial:
  2. waits until every worker is ready and at least --min-age-ms old (a worker
     that dies younger than 5 s has its respawn delayed by the crash-loop
     guard, which is not what is measured here) and --baseline s of load ran;
- 3. sends GET /-/fault/FAULT on its own connection (it is not counted with
-    the load: the request that carries the fault is expected to fail);
+ 3. sends GET /-/fault/FAULT on its own connection, opened before the load
+    (it is not counted with the load: the request that carries the fault is
+    expected to fail);
  4. watches until a replacement worker has served, no pre-fault worker is
     left draining and --tail s passed (at least --min-after, at most
     --max-after s after the fault); then stops the load.
@@ -49,7 +50,7 @@ import sys
 import threading
 import time
 
-from common import HERE, HttpError, get_status, http_get
+from common import HERE, Conn, HttpError, http_get
 
 STALL_MS = 1000  # a request slower than this is "stalled"
 
@@ -98,56 +99,6 @@ class Recorder:
 PID_RE = re.compile(rb'"pid":(\d+)')
 
 
-class Conn:
-    """One keep-alive connection: request, read one response."""
-
-    def __init__(self, port, timeout):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.used = 0
-
-    def request(self, req, deadline):
-        """Returns (status, close?, body). Raises OSError/HttpError."""
-        self.sock.sendall(req)
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            self._more(deadline)
-        head = self.buf[:end].decode("latin-1")
-        self.buf = self.buf[end + 4:]
-        m = re.match(r"HTTP/1\.[01] (\d{3})", head)
-        if not m:
-            raise HttpError(f"bad status line {head[:40]!r}")
-        length = re.search(r"(?im)^content-length:\s*(\d+)\s*$", head)
-        if not length:
-            raise HttpError("response without Content-Length")
-        n = int(length.group(1))
-        while len(self.buf) < n:
-            self._more(deadline)
-        body, self.buf = self.buf[:n], self.buf[n:]
-        close = re.search(r"(?im)^connection:\s*close\s*$", head) is not None
-        self.used += 1
-        return int(m.group(1)), close, body
-
-    def _more(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("request deadline")
-        self.sock.settimeout(left)
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError("connection closed by the server")
-        self.buf += chunk
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 def classify(exc):
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timeout"
@@ -160,7 +111,7 @@ def classify(exc):
     if isinstance(exc, BrokenPipeError):
         return "broken-pipe"
     if isinstance(exc, HttpError):
-        return "bad-response"
+        return "timeout" if "timed out" in str(exc) else "bad-response"
     return type(exc).__name__
 
 
@@ -268,11 +219,28 @@ class Prober:
 # --- the fault -----------------------------------------------------------------
 
 class Fault:
+    """The connection that carries the fault: opened BEFORE the load and kept
+    alive with /-/status requests (not counted by the server), because a
+    saturated thread-mode worker does not accept new connections."""
+
     def __init__(self, port, url, timeout):
         self.port, self.url, self.timeout = port, url, timeout
+        self.req = f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        self.ping = f"GET /-/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        self.conn = Conn(port, 2.0)
         self.result = None
         self.t0 = None
         self.thread = threading.Thread(target=self.run, daemon=True, name="fault")
+
+    def keep_alive(self):
+        """One cheap request on the connection; reopens it if it failed."""
+        try:
+            _, close, _ = self.conn.request(self.ping, time.monotonic() + 1.0)
+            if close:
+                raise EOFError("closed")
+        except (OSError, EOFError, HttpError):
+            self.conn.close()
+            self.conn = Conn(self.port, 2.0)
 
     def fire(self):
         self.t0 = now_ms()
@@ -280,14 +248,41 @@ class Fault:
 
     def run(self):
         try:
-            status, _, body = http_get("127.0.0.1", self.port, self.url, self.timeout)
+            status, _, body = self.conn.request(self.req, time.monotonic() + self.timeout)
             self.result = {"outcome": f"answered {status}", "t_ms": now_ms(),
                            "body": body[:200].decode("utf-8", "replace")}
         except Exception as exc:  # noqa: BLE001 - the expected outcome of most faults
             self.result = {"outcome": classify(exc), "t_ms": now_ms()}
 
+    def close(self):
+        self.conn.close()
+
 
 # --- the trial ---------------------------------------------------------------
+
+class SampleTail:
+    """The newest successful /-/status sample in the sampler's JSONL file,
+    read incrementally."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.doc = path, 0, None
+
+    def latest(self):
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break  # being written: read it next time
+                    self.offset += len(line)
+                    try:
+                        sample = json.loads(line)
+                    except ValueError:
+                        continue
+                    if sample.get("ok"):
+                        self.doc = sample["doc"]
+        return self.doc
+
 
 def read_samples(path):
     out = []
@@ -359,9 +354,20 @@ def main():
     load_start = t0 = end = None
     pre, pre_pids = {}, set()
     try:
-        first = get_status(args.port, timeout=2.0)
+        # The sampler's status connection is opened BEFORE the load (a
+        # saturated thread-mode worker stops accepting new connections);
+        # this trial reads its samples rather than asking the server itself.
+        samples = SampleTail(samples_path)
+        ready_by = time.monotonic() + 5
+        while samples.latest() is None:
+            if time.monotonic() > ready_by or sampler.poll() is not None:
+                raise RuntimeError("the status sampler got no answer within 5 s")
+            time.sleep(0.02)
+        first = samples.latest()
         youngest = min((w.get("uptime_ms") or 0) for w in first["workers"]) if first["workers"] else 0
         wait_s = max(args.baseline, (args.min_age_ms - youngest) / 1000.0)
+        url = f"/-/fault/{args.fault}" + (f"?mb={args.leak_mb}" if args.fault == "leak" else "")
+        fault = Fault(args.port, url, timeout=args.max_after + 2)
         load_start = now_ms()
         if args.tool == "client":
             client = LoadClient(args.port, args.path, args.connections, args.request_timeout, rec)
@@ -373,20 +379,22 @@ def main():
 
         # 2. steady state, old enough workers
         deadline = time.monotonic() + wait_s + 15
-        time.sleep(wait_s)
+        until = time.monotonic() + wait_s
         while True:
-            pre = get_status(args.port, timeout=2.0)
+            fault.keep_alive()  # a request now and then: keepalive_timeout is 5 s
+            time.sleep(0.25)
+            if time.monotonic() < until:
+                continue
+            pre = samples.latest()
             ready = [w for w in pre["workers"] if w["state"] == "ready"]
             if len(ready) >= args.workers and all(w["uptime_ms"] >= args.min_age_ms for w in ready):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"workers not ready and {args.min_age_ms} ms old: {pre['workers']}")
-            time.sleep(0.1)
         pre_pids = {w["pid"] for w in pre["workers"]}
 
         # 3. the fault
-        url = f"/-/fault/{args.fault}" + (f"?mb={args.leak_mb}" if args.fault == "leak" else "")
-        fault = Fault(args.port, url, timeout=args.max_after + 2)
+        fault.keep_alive()
         fault.fire()
         t0 = fault.t0
 
@@ -397,10 +405,9 @@ def main():
             t = now_ms()
             if t - t0 > args.max_after * 1000:
                 break
-            try:
-                st = get_status(args.port, timeout=0.3)
-            except Exception:  # noqa: BLE001 - a hung worker may take the status request
-                continue
+            st = samples.latest()
+            if st["t_ms"] < t0:
+                continue  # no sample since the fault yet
             new_served = any(w["pid"] not in pre_pids and w["requests"] > 0 for w in st["workers"])
             new_served = new_served or any(pid not in pre_pids for pid in rec.first_by_pid) \
                 or any(r["ok"] and r["pid"] not in pre_pids for r in prober.results)
@@ -419,6 +426,8 @@ def main():
     finally:
         if client:
             client.shutdown()
+        if fault:
+            fault.close()
         if prober:
             prober.stop.set()
             prober.thread.join(timeout=2)

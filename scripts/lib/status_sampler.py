@@ -10,10 +10,11 @@
       waits until N workers are "ready" (and each is at least MS old); exit 1
       with the reason if that doesn't happen within --timeout
 
-Every request uses a fresh connection and a hard overall deadline: a worker
-whose event loop hangs may have accepted the connection and never answer it
-(process mode + the hang fault), and one stuck sample must not stall the
-timeline. Ticks are fixed (start + k x interval); a late sample skips the
+Requests go on one keep-alive connection, replaced by a fresh one after any
+failure (common.StatusClient says why), each with a hard overall deadline: a
+worker whose event loop hangs may have accepted the connection and never
+answer it (process mode + the hang fault), and one stuck sample must not
+stall the timeline. Ticks are fixed (start + k x interval); a late sample skips the
 ticks it overran instead of bunching up. Loopback only.
 """
 
@@ -23,7 +24,7 @@ import signal
 import sys
 import time
 
-from common import get_status, write_json
+from common import StatusClient, write_json
 
 stop = False
 
@@ -36,9 +37,10 @@ def on_signal(_sig, _frame):
 def snapshot(args):
     deadline = time.monotonic() + args.timeout
     error = None
+    client = StatusClient(args.port)
     while time.monotonic() < deadline:
         try:
-            write_json(args.out, get_status(args.port, timeout=min(2.0, args.timeout)))
+            write_json(args.out, client.get(timeout=min(2.0, args.timeout)))
             return 0
         except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported
             error = exc
@@ -53,11 +55,12 @@ def sample(args):
     start = time.monotonic()
     end = start + args.max_seconds
     tick = 0
+    client = StatusClient(args.port)
     with open(args.out, "w", buffering=1) as out:
         while not stop and time.monotonic() < end:
             t_ms = time.time() * 1000.0
             try:
-                doc = get_status(args.port, timeout=args.request_timeout)
+                doc = client.get(timeout=args.request_timeout)
                 line = {"t_ms": t_ms, "ok": True, "doc": doc}
             except Exception as exc:  # noqa: BLE001 - a failed sample is data
                 line = {"t_ms": t_ms, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -65,7 +68,7 @@ def sample(args):
             tick = max(tick + 1, int((time.monotonic() - start) / args.interval) + 1)
             delay = start + tick * args.interval - time.monotonic()
             while delay > 0 and not stop:
-                time.sleep(min(delay, 0.05))
+                client.idle(min(delay, 0.05))
                 delay = start + tick * args.interval - time.monotonic()
     return 0
 
@@ -73,9 +76,10 @@ def sample(args):
 def wait_ready(args):
     deadline = time.monotonic() + args.timeout
     why = "no answer yet"
+    client = StatusClient(args.port)
     while time.monotonic() < deadline:
         try:
-            doc = get_status(args.port, timeout=1.0)
+            doc = client.get(timeout=1.0)
             workers = doc.get("workers") or []
             ready = [w for w in workers if w.get("state") == "ready"]
             young = [w for w in ready if (w.get("uptime_ms") or 0) < args.min_age_ms]
