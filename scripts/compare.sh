@@ -50,7 +50,7 @@
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in scripts/lib
 
-usage() { sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
 argv=("$@")

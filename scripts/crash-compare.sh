@@ -6,7 +6,8 @@
 #
 #   scripts/crash-compare.sh [--quick | --smoke] [-k K] [--faults LIST]
 #                            [--repeat N] [--tool client|wrk|oha]
-#                            [--connections N] [--path PATH] [--timeout DUR]
+#                            [--connections N] [--rate N] [--path PATH]
+#                            [--timeout DUR]
 #                            [--graceful-timeout DUR] [--max-rss SIZE]
 #                            [--leak-mb N] [--server-cpus LIST]
 #                            [--load-cpus LIST] [--no-pin] [--bin PATH]
@@ -38,11 +39,20 @@
 #                         differenced: works whatever the load tool is
 # The load (--tool client, default) is scripts/lib/crash_trial.py: N threads,
 # each holding one keep-alive connection, looping GET --path (default
-# /-/work/cpu?ms=1, which names the pid that served it). --tool wrk or oha
-# loads with that tool instead: the timeline and the times are the same, but
-# only aggregate errors are known (no blast radius).
+# /-/work/cpu?ms=1, which names the pid that served it), paced to --rate
+# requests a second in all (default 500, about half of what one core serves
+# on that path: a steady load with headroom; 0 = as fast as answered).
+# --tool wrk or oha loads with that tool instead (oha paced with -q, wrk
+# unpaced): the timeline and the times are the same, but only aggregate
+# errors are known (no blast radius).
 #
-# Defaults: K=2, 16 connections, faults abort,segv,hang,leak, 3 repeats
+# Why not saturate: a saturated thread-mode worker stops accepting new
+# connections until its pool's overflow queue is empty, so new connections
+# (a respawned sampler's, the probes) can wait for as long as the load
+# lasts. The sampler and the fault's connection are therefore opened before
+# the load; the probes' failures are reported, before and after the fault.
+#
+# Defaults: K=2, 16 connections at 500 req/s, faults abort,segv,hang,leak, 3 repeats
 # (medians), supervisor timeout 2s, graceful_timeout 3s, max_rss 64MiB.
 # --quick: 1 repeat (about 2 minutes). --smoke: abort only, 1 repeat (about
 # 20 s); it fails (exit 1) when a trial did not run, the load saw no
@@ -58,11 +68,11 @@
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in scripts/lib
 
-usage() { sed -n '2,58p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'; }
 die() { echo "crash-compare.sh: $*" >&2; exit 2; }
 
 argv=("$@")
-k=2 faults="abort,segv,hang,leak" repeat=3 tool=client connections=16
+k=2 faults="abort,segv,hang,leak" repeat=3 tool=client connections=16 rate=500
 path="/-/work/cpu?ms=1" timeout=2s graceful=3s max_rss=64MiB leak_mb=96
 server_cpus="" load_cpus="" pin=1 bin="" out="" profile=full
 while [ $# -gt 0 ]; do
@@ -74,6 +84,7 @@ while [ $# -gt 0 ]; do
     --repeat) repeat=$2; shift 2 ;;
     --tool) tool=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
     --path) path=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --graceful-timeout) graceful=$2; shift 2 ;;
@@ -91,6 +102,7 @@ done
 
 posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, not '$2'"; }
 posint -k "$k"; posint --repeat "$repeat"; posint --connections "$connections"; posint --leak-mb "$leak_mb"
+[[ $rate =~ ^[0-9]+$ ]] || die "--rate must be a whole number of requests a second (0 = unpaced), not '$rate'"
 [ "$connections" -ge 2 ] || die "--connections must be at least 2"
 case "$tool" in client|wrk|oha) ;; *) die "--tool must be client, wrk or oha, not '$tool'" ;; esac
 [[ $path == /* ]] || die "--path must start with /"
@@ -209,14 +221,15 @@ stop_server() {
 }
 
 wl_secs=$(( ${#fault_list[@]} * ${#modes[@]} * repeat ))
-echo "crash-compare.sh: K=$k (process ${k}x1, thread 1x$k), load: $tool, $connections connections on $path"
+echo "crash-compare.sh: K=$k (process ${k}x1, thread 1x$k), load: $tool, $connections connections," \
+  "$([ "$rate" -gt 0 ] && echo "$rate req/s" || echo "unpaced") on $path"
 echo "  faults: ${fault_list[*]}; repeats: $repeat; supervisor timeout $timeout, graceful_timeout $graceful, max_rss $max_rss"
 echo "  server cpus: ${server_cpus:-any}; load cpus: ${load_cpus:-any}; output: $out"
 echo "  $wl_secs trials, about $((wl_secs * 11 / 60 + 1)) min"
 
 python3 "$lib/compare_report.py" --write-meta "$raw/meta.json" \
   script=crash-compare.sh profile="$profile" command="scripts/crash-compare.sh ${argv[*]}" \
-  started="$(date -Iseconds)" k="$k" tool="$tool" connections="$connections" path="$path" \
+  started="$(date -Iseconds)" k="$k" tool="$tool" connections="$connections" rate="$rate" path="$path" \
   timeout="$timeout" graceful_timeout="$graceful" max_rss="$max_rss" leak_mb="$leak_mb" \
   repeat="$repeat" faults="$faults" server_cpus="$server_cpus" load_cpus="$load_cpus" \
   nproc="$ncpu" kernel="$(uname -r)" \
@@ -236,7 +249,7 @@ for r in $(seq 1 "$repeat"); do
       start_server "$mode" "$raw/trials/$name.server.log"
       "${pin_load[@]}" python3 "$lib/crash_trial.py" --port "$port" --fault "$fault" \
         --workers "${m_workers[$mode]}" --out "$raw/trials/$name.json" --tool "$tool" \
-        --connections "$connections" --path "$path" --leak-mb "$leak_mb" &
+        --connections "$connections" --rate "$rate" --path "$path" --leak-mb "$leak_mb" &
       trial_pid=$!
       if ! wait "$trial_pid"; then
         echo "crash-compare.sh: trial $name failed (see $raw/trials/$name.json)" >&2

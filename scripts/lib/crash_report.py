@@ -101,6 +101,19 @@ def analyse(trial, log_text):
     res["replacements"] = sorted(new_workers)
     res["detect_ms"] = min(acted) - t0 if acted else None
 
+    # Who was hit, and how many connections it held just before the fault
+    # (all connections: the load's, the sampler's and the fault's own).
+    pre_doc = trial.get("pre_fault_status") or {}
+    held = {w["pid"]: (w.get("connections_active") or 0) + (w.get("connections_idle") or 0)
+            for w in pre_doc.get("workers") or []}
+    res["connections_per_worker"] = sorted(held.values(), reverse=True)
+    victims = [d["pid"] for d in deaths if d["pid"] in pre]
+    if not victims and first_draining is not None:
+        victims = [w["pid"] for s in samples for w in s["doc"]["workers"]
+                   if w["pid"] in pre and w["state"] == "draining"][:1]
+    res["victim"] = victims[0] if victims else None
+    res["victim_held"] = held.get(res["victim"]) if victims else None
+
     # First response from a new worker: load connections, probes, scoreboard.
     served = []
     client = trial.get("client")
@@ -182,6 +195,15 @@ def cell(results):
     out["failure_kinds"] = dict(kinds)
     out["fault_request"] = sorted({r["fault_request"] for r in results if r.get("fault_request")})
     out["death_reasons"] = sorted({str(d["reason"]) for r in results for d in r.get("deaths") or []})
+    # Per repeat: the connections of the worker hit, then the others'.
+    out["spread"] = []
+    for r in results:
+        counts = list(r.get("connections_per_worker") or [])
+        if r.get("victim_held") is not None and r["victim_held"] in counts:
+            counts.remove(r["victim_held"])
+            out["spread"].append(":".join([f"**{r['victim_held']}**"] + [str(c) for c in counts]))
+        elif counts:
+            out["spread"].append(":".join(str(c) for c in counts))
     return out
 
 
@@ -207,12 +229,15 @@ def claims(cells, k):
         v1 = "**disagrees**"
     else:
         v1 = "no clear difference"
+    spreads = [sp for f in crash for sp in get(f, "process").get("spread", [])]
     rows.append([
         "Processes isolate: a crash takes down only its own process's connections",
         "connections lost ÷ open on abort/segv",
         fmt(p_share, 2), fmt(t_share, 2),
-        f"expected about 1/{k} = {1 / k:.2f} for processes (the connections of the dead worker) "
-        "and 1.00 for one threaded worker",
+        f"a process loses the connections of the dead worker: 1/{k} = {1 / k:.2f} if the kernel "
+        "spread them evenly, but forkpool's workers share one listening socket and whichever "
+        "wakes first accepts, so the spread is uneven (per worker, the one hit in bold: "
+        f"{', '.join(spreads) or 'n/a'}); one threaded worker loses them all",
         v1])
     v2 = "not measured" if t_share is None else ("**agrees**" if t_share >= 0.9 else "**disagrees**")
     rows.append([
@@ -309,7 +334,10 @@ def report(out, meta, cells, claim_rows, trials, problems, warnings):
         f"{int(RECOVERED * 100)} % of its pre-fault level (0 = it never dipped). *service lost*: the "
         "missing throughput after the fault, in seconds of full service. *lost / open*: keep-alive "
         "connections that died with a failure, of those open at the fault. *stalled*: load "
-        "requests that took over 1 s. The request that carried the fault is not counted as a "
+        "requests that took over 1 s. *connections per worker*: what each worker held just before "
+        "the fault, the one hit first in bold (the load's, the sampler's and the fault's own "
+        "connection; a worker that holds more loses more). The request that carried the fault is "
+        "not counted as a "
         "failed request; its fate is in the last column. Medians over repeats.", "",
     ]
     if problems or warnings:
@@ -327,14 +355,16 @@ def report(out, meta, cells, claim_rows, trials, problems, warnings):
             lost = "–" if c["conns_open"] is None else f"{fmt(c['conns_lost'])} / {fmt(c['conns_open'])}"
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(c["failure_kinds"].items())) or ""
             rows.append([
-                mode, fmt(c["failed"]) + (f" ({kinds})" if kinds else ""), lost, fmt(c["stalled"]),
+                mode, " / ".join(c["spread"]) or "–",
+                fmt(c["failed"]) + (f" ({kinds})" if kinds else ""), lost, fmt(c["stalled"]),
                 fmt(c["detect_ms"], 0, " ms"), fmt(c["serve_ms"], 0, " ms"), fmt(c["back_ms"], 0, " ms"),
                 fmt(c["service_lost_s"], 2, " s"), fmt(c["baseline_rps"], 0),
                 "; ".join(c["death_reasons"]) or "none", "; ".join(c["fault_request"]),
             ])
-        lines.append(md_table(["mode", "failed requests", "lost / open", "stalled", "detect",
-                               "serve", "back", "service lost", "req/s before", "deaths",
-                               "fault request"], rows, "lrrrrrrrrll"))
+        lines.append(md_table(["mode", "connections per worker (hit one first)", "failed requests",
+                               "lost / open", "stalled", "detect", "serve", "back",
+                               "service lost", "req/s before", "deaths", "fault request"],
+                              rows, "llrrrrrrrrll"))
         lines.append("")
     lines += ["Every trial's events (failures with timestamps, probes, scoreboard samples) are in "
               "`raw/trials/`, with the server's log; `results.json` has the derived numbers per "

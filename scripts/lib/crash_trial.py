@@ -3,7 +3,8 @@
 one injected fault, and what it cost.
 
   crash_trial.py --port P --fault abort|segv|hang|leak --workers N --out TRIAL.json
-                 [--tool client|wrk|oha] [--connections 16] [--path /-/work/cpu?ms=1]
+                 [--tool client|wrk|oha] [--connections 16] [--rate 500]
+                 [--path /-/work/cpu?ms=1]
                  [--leak-mb 96] [--min-age-ms 5500] [--baseline 2] [--tail 1.5]
                  [--min-after 2] [--max-after 12] [--request-timeout 10]
 
@@ -23,8 +24,9 @@ The server must already be serving with faults enabled. The trial:
 
 The load (--tool client, the default) is this script's own: --connections
 threads, each holding ONE keep-alive connection to 127.0.0.1 and looping GET
---path, recording every request's start, end, outcome and the pid that
-served it (the workload endpoints name it). A failure (reset, EOF before a
+--path, --rate requests a second in all (0 = as fast as answered),
+recording every request's start, end, outcome and the pid that served it
+(the workload endpoints name it). A failure (reset, EOF before a
 complete response, timeout, non-2xx) closes that connection, is recorded
 with the connection's id, and the thread reconnects. A response carrying
 "Connection: close" is a graceful close, not a failure. So the blast radius
@@ -116,8 +118,14 @@ def classify(exc):
 
 
 class LoadClient:
-    def __init__(self, port, path, connections, timeout, rec):
+    """`connections` threads, one keep-alive connection each; with `rate`
+    > 0 every connection sends at most rate/connections requests a second
+    (a steady load that leaves the server headroom), else as fast as the
+    server answers."""
+
+    def __init__(self, port, path, connections, timeout, rec, rate=0.0):
         self.port, self.path, self.n, self.timeout, self.rec = port, path, connections, timeout, rec
+        self.interval = connections / rate if rate > 0 else 0.0
         self.req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
         self.stop = threading.Event()
         self.conns = {}           # thread index -> current Conn (for shutdown at the end)
@@ -140,9 +148,21 @@ class LoadClient:
                 closed[conn] = t
         return {c for c, t in opened.items() if t <= t_ms and closed.get(c, float("inf")) > t_ms}
 
+    def pace(self, next_at):
+        """Waits for this connection's next turn; returns the one after."""
+        if not self.interval:
+            return next_at
+        now = time.monotonic()
+        if next_at > now:
+            self.stop.wait(next_at - now)
+            return next_at + self.interval
+        # Late (a slow answer): go now, and don't burst to catch up.
+        return now + self.interval
+
     def run(self, i):
         generation = 0
         rec = self.rec
+        next_at = time.monotonic() + self.interval * i / self.n  # staggered starts
         while not self.stop.is_set():
             generation += 1
             conn_id = f"{i}.{generation}"
@@ -158,6 +178,9 @@ class LoadClient:
             self.conns[i], self.conn_ids[i] = conn, conn_id
             first = True
             while not self.stop.is_set():
+                next_at = self.pace(next_at)
+                if self.stop.is_set():
+                    break
                 started = now_ms()
                 try:
                     status, close, body = conn.request(self.req, time.monotonic() + self.timeout)
@@ -299,8 +322,8 @@ def read_samples(path):
 def slim(doc):
     """The parts of a /-/status document the report uses."""
     keep_w = ("index", "pid", "generation", "state", "started_ms", "uptime_ms", "requests",
-              "connections_active", "threads_busy", "threads_total", "oldest_request_ms",
-              "heartbeat_age_ms")
+              "connections_active", "connections_idle", "threads_busy", "threads_total",
+              "oldest_request_ms", "heartbeat_age_ms")
     return {
         "now_ms": doc.get("now_ms"), "t_ms": doc.get("t_ms"), "served_by": doc.get("served_by"),
         "mode": doc.get("mode"),
@@ -321,6 +344,8 @@ def start_tool(args, seconds):
     else:
         cmd = ["oha", "--no-tui", "-c", str(args.connections), "-z", f"{seconds}s",
                "--output-format", "json", "-t", f"{int(args.request_timeout)}s", url]
+        if args.rate > 0:
+            cmd[1:1] = ["-q", str(args.rate)]
     f = open(path, "w")
     return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT), path
 
@@ -333,6 +358,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--tool", default="client", choices=["client", "wrk", "oha"])
     p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--rate", type=float, default=500.0)
     p.add_argument("--path", default="/-/work/cpu?ms=1")
     p.add_argument("--leak-mb", type=int, default=96)
     p.add_argument("--min-age-ms", type=int, default=5500)
@@ -370,7 +396,8 @@ def main():
         fault = Fault(args.port, url, timeout=args.max_after + 2)
         load_start = now_ms()
         if args.tool == "client":
-            client = LoadClient(args.port, args.path, args.connections, args.request_timeout, rec)
+            client = LoadClient(args.port, args.path, args.connections, args.request_timeout, rec,
+                                args.rate)
             client.start()
         else:
             tool, tool_path = start_tool(args, int(wait_s + args.max_after + 3))
