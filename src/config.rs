@@ -131,7 +131,7 @@ const MAX_HEADER_BYTES: RangeInclusive<u64> = 1024..=1024 * 1024;
 
 /// The built-in configuration, before the file and the flags. `root` is
 /// still the unresolved "."; [`finish`] canonicalizes whatever root wins.
-fn defaults() -> Config {
+pub fn defaults() -> Config {
     Config {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
         root: PathBuf::from("."),

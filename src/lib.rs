@@ -7,6 +7,7 @@ pub mod config;
 pub mod faults;
 pub mod http;
 pub mod master;
+pub mod observe;
 pub mod router;
 pub mod scoreboard;
 pub mod signals;

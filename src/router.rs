@@ -10,6 +10,8 @@ use std::io;
 
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
+use crate::observe::ConfigView;
+use crate::scoreboard::Scoreboard;
 use crate::static_files::StaticFiles;
 use crate::work::{Identity, SharedCache};
 
@@ -23,11 +25,13 @@ pub struct Router {
     who: Identity,
     cache: SharedCache,
     faults: bool,
+    board: Scoreboard,
+    config: ConfigView,
 }
 
 impl Router {
     /// The router of worker number `worker`.
-    pub fn new(config: &Config, worker: usize) -> io::Result<Router> {
+    pub fn new(config: &Config, worker: usize, board: Scoreboard) -> io::Result<Router> {
         Ok(Router {
             files: StaticFiles::open(&config.root)?,
             who: Identity {
@@ -37,6 +41,8 @@ impl Router {
             },
             cache: SharedCache::default(),
             faults: config.faults.enabled,
+            board,
+            config: ConfigView::new(config),
         })
     }
 
@@ -58,13 +64,17 @@ impl Router {
         }
     }
 
-    /// The `/-/` space: workloads, and faults when enabled.
+    /// The `/-/` space: the dashboard, status and metrics, workloads, and
+    /// faults when enabled.
     fn reserved(&self, req: &Request) -> Response {
         let path = &req.path()[RESERVED_PREFIX.len()..];
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Response::error(405).header("Allow", "GET, HEAD");
+        }
         let (section, name) = path.split_once('/').unwrap_or((path, ""));
         let found = match section {
-            "work" | "fault" if !matches!(req.method, Method::Get | Method::Head) => {
-                return Response::error(405).header("Allow", "GET, HEAD");
+            "" | "status" | "metrics" if name.is_empty() => {
+                crate::observe::handle(section, &self.board, &self.config)
             }
             "work" => crate::work::handle(name, req, &self.who, &self.cache),
             "fault" if self.faults => crate::faults::inject(name, req, &self.who, &self.cache),

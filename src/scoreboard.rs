@@ -1,11 +1,18 @@
 //! The scoreboard: one shared-memory slot per worker, written by the worker
-//! and read by the master (Apache's scoreboard, in atomics).
+//! and read by the master and by `/-/status` (Apache's scoreboard, in atomics).
 //!
 //! The master maps it (anonymous, `MAP_SHARED`) before the first fork, so
-//! every worker inherits the same pages. A slot holds counters and
-//! timestamps only, each an atomic: no locks across processes, so a worker
-//! that dies mid-update can't wedge anyone. The mapping is never unmapped,
-//! which is what makes handing out `&'static Slot` sound.
+//! every worker inherits the same pages. A [`Header`] comes first (the
+//! master's pid and start, and the last [`DEATHS_KEPT`] worker deaths, which
+//! only the master writes), then one [`Slot`] per worker. Everything is an
+//! atomic: no locks across processes, so a process that dies mid-update
+//! can't wedge anyone. The mapping is never unmapped, which is what makes
+//! handing out `&'static` references sound.
+//!
+//! Two clocks: `*_mono_ms` fields are `CLOCK_MONOTONIC` (system-wide, so
+//! comparable across processes, and immune to wall-clock jumps: what the
+//! watchdog judges by); `*_ms` fields without it are wall-clock ms since the
+//! Unix epoch, for people.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -38,27 +45,44 @@ pub enum SlotState {
     Draining = 3,
 }
 
+impl SlotState {
+    /// The name `/-/status` and the dashboard use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SlotState::Free => "free",
+            SlotState::Starting => "starting",
+            SlotState::Ready => "ready",
+            SlotState::Draining => "draining",
+        }
+    }
+}
+
 /// One worker's shared counters. Zeroed memory is a valid, free slot.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Slot {
     pub pid: AtomicI32,
     state: AtomicU32,
+    /// The worker's position (0..workers); a replacement takes the same one.
+    pub position: AtomicU32,
     /// Bumped by the master each time the slot is handed to a new worker.
     pub generation: AtomicU64,
-    /// Milliseconds since the epoch.
     pub started_ms: AtomicU64,
-    pub heartbeat_ms: AtomicU64,
+    /// Set at spawn and by the worker at least every `worker::TICK`.
+    pub heartbeat_mono_ms: AtomicU64,
     pub requests: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Open connections, and how many of those are idle keep-alive ones
+    /// (parked between requests).
     pub connections: AtomicU32,
+    pub idle_connections: AtomicU32,
     /// Pool threads (thread mode); 0 in process mode.
     pub threads: AtomicU32,
     /// Per serving thread (the loop thread is 0 in process mode, pool
-    /// thread `n` is `n` in thread mode): when its current request started,
-    /// in ms since the epoch, or 0 when idle. How the master spots one hung
-    /// thread in a worker whose heartbeat is fine.
-    pub busy_since_ms: [AtomicU64; MAX_SERVING_THREADS],
+    /// thread `n` is `n` in thread mode): when its current request started
+    /// (monotonic ms), or 0 when idle. How the master spots one hung thread
+    /// in a worker whose heartbeat is fine.
+    pub busy_since_mono_ms: [AtomicU64; MAX_SERVING_THREADS],
 }
 
 impl Slot {
@@ -76,41 +100,54 @@ impl Slot {
     }
 
     /// Called by the master before forking the slot's new worker.
-    pub fn reset_for_spawn(&self) {
+    pub fn reset_for_spawn(&self, position: usize) {
         self.pid.store(0, Ordering::Relaxed);
+        self.position.store(position as u32, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
-        let now = now_ms();
-        self.started_ms.store(now, Ordering::Relaxed);
-        self.heartbeat_ms.store(now, Ordering::Relaxed);
+        self.started_ms.store(now_ms(), Ordering::Relaxed);
+        self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
         self.bytes_sent.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
+        self.idle_connections.store(0, Ordering::Relaxed);
         self.threads.store(0, Ordering::Relaxed);
-        for busy in &self.busy_since_ms {
+        for busy in &self.busy_since_mono_ms {
             busy.store(0, Ordering::Relaxed);
         }
         self.set_state(SlotState::Starting);
     }
 
     pub fn heartbeat(&self) {
-        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+        self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
     }
 
     /// Marks the calling thread busy until the guard drops.
     pub fn busy(&'static self) -> BusyGuard {
         let index = SERVING_THREAD.with(std::cell::Cell::get);
-        self.busy_since_ms[index].store(now_ms(), Ordering::Relaxed);
+        self.busy_since_mono_ms[index].store(mono_ms(), Ordering::Relaxed);
         BusyGuard { slot: self, index }
     }
 
-    /// The start of the oldest request in progress, if any.
-    pub fn oldest_busy_ms(&self) -> Option<u64> {
-        let serving = (self.threads.load(Ordering::Relaxed) as usize).clamp(1, MAX_SERVING_THREADS);
-        self.busy_since_ms[..serving]
+    /// How many threads serve requests: the pool, or the one loop thread.
+    pub fn serving_threads(&self) -> usize {
+        (self.threads.load(Ordering::Relaxed) as usize).clamp(1, MAX_SERVING_THREADS)
+    }
+
+    fn busy_marks(&self) -> impl Iterator<Item = u64> + '_ {
+        self.busy_since_mono_ms[..self.serving_threads()]
             .iter()
             .map(|busy| busy.load(Ordering::Relaxed))
             .filter(|&since| since != 0)
-            .min()
+    }
+
+    /// The start of the oldest request in progress (monotonic ms), if any.
+    pub fn oldest_busy_mono_ms(&self) -> Option<u64> {
+        self.busy_marks().min()
+    }
+
+    /// Threads in the middle of a request.
+    pub fn busy_threads(&self) -> usize {
+        self.busy_marks().count()
     }
 
     /// Counts one answered request (relaxed: a statistic, not a fence).
@@ -128,29 +165,151 @@ pub struct BusyGuard {
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.slot.busy_since_ms[self.index].store(0, Ordering::Relaxed);
+        self.slot.busy_since_mono_ms[self.index].store(0, Ordering::Relaxed);
     }
+}
+
+/// How many worker deaths the scoreboard remembers.
+pub const DEATHS_KEPT: usize = 32;
+
+/// One worker death, as the master recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeathRecord {
+    pub position: u32,
+    pub pid: i32,
+    /// The exit code, or the signal that killed it.
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub core_dumped: bool,
+    pub at_ms: u64,
+    pub uptime_ms: u64,
+    pub requests: u64,
+}
+
+/// A [`DeathRecord`] in shared memory, guarded by a sequence lock: the one
+/// writer (the master) makes `seq` odd while it writes, and a reader that
+/// sees it odd or changed reads again.
+#[repr(C)]
+#[derive(Debug)]
+struct SharedDeath {
+    seq: AtomicU64,
+    position: AtomicU32,
+    pid: AtomicI32,
+    /// -1: none (killed by a signal).
+    code: AtomicI32,
+    /// 0: none (exited).
+    signal: AtomicI32,
+    core_dumped: AtomicU32,
+    at_ms: AtomicU64,
+    uptime_ms: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// The master's part of the mapping.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct Header {
+    pub master_pid: AtomicI32,
+    pub master_started_ms: AtomicU64,
+    /// Deaths recorded so far; death `n` is in `deaths[n % DEATHS_KEPT]`.
+    deaths_recorded: AtomicU64,
+    deaths: [SharedDeath; DEATHS_KEPT],
+}
+
+impl Header {
+    /// Records a death. Only the master calls this (one writer).
+    pub fn record_death(&self, death: &DeathRecord) {
+        let n = self.deaths_recorded.load(Ordering::Relaxed);
+        let shared = &self.deaths[n as usize % DEATHS_KEPT];
+        let seq = shared.seq.load(Ordering::Relaxed);
+        shared.seq.store(seq + 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        shared.position.store(death.position, Ordering::Relaxed);
+        shared.pid.store(death.pid, Ordering::Relaxed);
+        shared
+            .code
+            .store(death.code.unwrap_or(-1), Ordering::Relaxed);
+        shared
+            .signal
+            .store(death.signal.unwrap_or(0), Ordering::Relaxed);
+        shared
+            .core_dumped
+            .store(death.core_dumped as u32, Ordering::Relaxed);
+        shared.at_ms.store(death.at_ms, Ordering::Relaxed);
+        shared.uptime_ms.store(death.uptime_ms, Ordering::Relaxed);
+        shared.requests.store(death.requests, Ordering::Relaxed);
+        shared.seq.store(seq + 2, Ordering::Release);
+        self.deaths_recorded.store(n + 1, Ordering::Release);
+    }
+
+    /// Every death recorded since the master started.
+    pub fn deaths_total(&self) -> u64 {
+        self.deaths_recorded.load(Ordering::Acquire)
+    }
+
+    /// The deaths still remembered, newest first. A record being rewritten
+    /// at this very moment is skipped rather than waited for.
+    pub fn recent_deaths(&self) -> Vec<DeathRecord> {
+        let total = self.deaths_total();
+        let kept = total.min(DEATHS_KEPT as u64);
+        (total - kept..total)
+            .rev()
+            .filter_map(|n| read_death(&self.deaths[n as usize % DEATHS_KEPT]))
+            .collect()
+    }
+}
+
+fn read_death(shared: &SharedDeath) -> Option<DeathRecord> {
+    for _ in 0..4 {
+        let before = shared.seq.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let code = shared.code.load(Ordering::Relaxed);
+        let signal = shared.signal.load(Ordering::Relaxed);
+        let record = DeathRecord {
+            position: shared.position.load(Ordering::Relaxed),
+            pid: shared.pid.load(Ordering::Relaxed),
+            code: (code >= 0).then_some(code),
+            signal: (signal > 0).then_some(signal),
+            core_dumped: shared.core_dumped.load(Ordering::Relaxed) != 0,
+            at_ms: shared.at_ms.load(Ordering::Relaxed),
+            uptime_ms: shared.uptime_ms.load(Ordering::Relaxed),
+            requests: shared.requests.load(Ordering::Relaxed),
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        if shared.seq.load(Ordering::Relaxed) == before {
+            return Some(record);
+        }
+    }
+    None
 }
 
 /// The shared mapping; see the module docs.
 #[derive(Clone, Copy)]
 pub struct Scoreboard {
+    header: NonNull<Header>,
     slots: NonNull<Slot>,
     len: usize,
 }
 
-// SAFETY: the slots are atomics only; sharing them between threads is what
-// atomics are for.
+// SAFETY: the mapping holds atomics only; sharing them between threads is
+// what atomics are for.
 unsafe impl Send for Scoreboard {}
 unsafe impl Sync for Scoreboard {}
 
 impl Scoreboard {
-    /// Maps `len` zeroed slots shared with every future child.
+    /// Maps a header and `len` zeroed slots shared with every future child,
+    /// and names the calling process the master.
     pub fn new(len: usize) -> io::Result<Scoreboard> {
-        let bytes = NonZeroUsize::new(len.max(1) * size_of::<Slot>())
+        let len = len.max(1);
+        // `Header` is 64-byte aligned, so its size is a multiple of 64 and
+        // the slots that follow it are aligned too.
+        let bytes = NonZeroUsize::new(size_of::<Header>() + len * size_of::<Slot>())
             .ok_or_else(|| io::Error::other("empty scoreboard"))?;
         // SAFETY: a fresh anonymous mapping aliases nothing; zero bytes are a
-        // valid `Slot` (all fields are integers/atomics).
+        // valid `Header` and valid `Slot`s (all fields are atomics).
         let ptr = unsafe {
             mmap_anonymous(
                 None,
@@ -160,10 +319,21 @@ impl Scoreboard {
             )
         }
         .map_err(io::Error::from)?;
-        Ok(Scoreboard {
-            slots: ptr.cast(),
-            len: len.max(1),
-        })
+        let header: NonNull<Header> = ptr.cast();
+        // SAFETY: the slots start right after the header, inside the mapping.
+        let slots = unsafe { ptr.cast::<u8>().add(size_of::<Header>()).cast() };
+        let board = Scoreboard { header, slots, len };
+        let header = board.header();
+        header
+            .master_pid
+            .store(std::process::id() as i32, Ordering::Relaxed);
+        header.master_started_ms.store(now_ms(), Ordering::Relaxed);
+        Ok(board)
+    }
+
+    pub fn header(&self) -> &'static Header {
+        // SAFETY: the mapping lives (unmapped never) for the rest of the process.
+        unsafe { &*self.header.as_ptr() }
     }
 
     pub fn len(&self) -> usize {
@@ -182,17 +352,30 @@ impl Scoreboard {
         unsafe { &*self.slots.as_ptr().add(index) }
     }
 
+    /// Every slot, in order.
+    pub fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
+        (0..self.len).map(|i| self.slot(i))
+    }
+
     /// The first free slot, if any.
     pub fn free_slot(&self) -> Option<usize> {
         (0..self.len).find(|&i| self.slot(i).state() == SlotState::Free)
     }
 }
 
-/// Milliseconds since the Unix epoch (wall clock: comparable across processes).
+/// Milliseconds since the Unix epoch (wall clock: for people).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds of `CLOCK_MONOTONIC`: the same clock in every process, and
+/// never set back (for deadlines and ages).
+pub fn mono_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
         .unwrap_or(0)
 }
 
@@ -204,7 +387,7 @@ mod tests {
     fn slots_start_free_and_are_shared_with_a_child() {
         let board = Scoreboard::new(4).unwrap();
         assert_eq!(board.free_slot(), Some(0));
-        board.slot(0).reset_for_spawn();
+        board.slot(0).reset_for_spawn(0);
         assert_eq!(board.slot(0).state(), SlotState::Starting);
         assert_eq!(board.free_slot(), Some(1));
         // SAFETY: the child only touches atomics and exits at once.
@@ -220,5 +403,25 @@ mod tests {
                 assert_eq!(board.slot(0).bytes_sent.load(Ordering::Relaxed), 10);
             }
         }
+    }
+
+    #[test]
+    fn deaths_are_kept_newest_first_up_to_the_limit() {
+        let board = Scoreboard::new(1).unwrap();
+        let header = board.header();
+        assert!(header.recent_deaths().is_empty());
+        for pid in 1..=(DEATHS_KEPT as i32 + 3) {
+            header.record_death(&DeathRecord {
+                pid,
+                signal: Some(6),
+                ..DeathRecord::default()
+            });
+        }
+        let deaths = header.recent_deaths();
+        assert_eq!(header.deaths_total(), DEATHS_KEPT as u64 + 3);
+        assert_eq!(deaths.len(), DEATHS_KEPT);
+        assert_eq!(deaths[0].pid, DEATHS_KEPT as i32 + 3);
+        assert_eq!(deaths[DEATHS_KEPT - 1].pid, 4);
+        assert_eq!((deaths[0].code, deaths[0].signal), (None, Some(6)));
     }
 }

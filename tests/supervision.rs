@@ -131,3 +131,20 @@ both_modes!(a_worker_that_cannot_boot_stops_the_master, |mode| {
     assert!(server.log().contains("failed to start"), "{}", server.log());
     assert!(server.log().contains("exit code 3"), "{}", server.log());
 });
+
+both_modes!(sighup_while_stopping_starts_nothing, |mode| {
+    let mut server = Server::start(mode, &["--workers", "1"]);
+    let workers = server.wait_for_workers(1);
+    // A request in flight keeps the graceful stop going while SIGHUP comes.
+    let mut slow = server.connect();
+    slow.send(b"GET /-/work/io?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("stopping gracefully");
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("ignoring SIGHUP: stopping");
+    assert_eq!(slow.read_response(false).map(|r| r.status), Some(200));
+    assert_eq!(server.wait_exit().code(), Some(0), "log:\n{}", server.log());
+    let log = server.log();
+    assert!(!log.contains("reloaded configuration"), "{log}");
+    assert!(!is_alive(workers[0]));
+});

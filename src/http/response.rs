@@ -30,6 +30,9 @@ pub struct Response {
     /// Send it no earlier than this: how a handler on the event loop waits
     /// without blocking the loop (a timer, not a sleep).
     pub not_before: Option<Instant>,
+    /// Whether it counts in the worker's request and byte counters: not for
+    /// the observability endpoints, so watching a run doesn't change it.
+    pub counted: bool,
 }
 
 /// A response body. Its length is always known up front, so every response
@@ -71,7 +74,14 @@ impl Response {
             body,
             close: false,
             not_before: None,
+            counted: true,
         }
+    }
+
+    /// Leaves this response out of the request counters (builder style).
+    pub fn uncounted(mut self) -> Response {
+        self.counted = false;
+        self
     }
 
     /// Adds a header (builder style).

@@ -4,7 +4,7 @@
 //! returns a [`Verdict`]; the master decides what to do about it. The
 //! checks, in order:
 //! - a heartbeat older than `supervisor.timeout`: the worker's loop is stuck
-//!   (process mode's hang, a CPU-bound handler): kill it;
+//!   (process mode's hang, a CPU-bound handler, a worker stuck starting): kill it;
 //! - a request busy longer than `timeout` while the heartbeat is fine: one
 //!   pool thread is stuck (thread mode's hang, which gunicorn and Puma can't
 //!   see): replace the worker, drain it, then kill it;
@@ -28,27 +28,26 @@ pub enum Verdict {
 }
 
 /// Judges one worker; `request_limit` is its `max_requests` with jitter
-/// (0 = no limit), `now_ms` the wall clock in ms.
+/// (0 = no limit), `now_mono_ms` the [`mono_ms`](crate::scoreboard::mono_ms) clock.
 pub fn check(
     slot: &Slot,
     pid: Pid,
     request_limit: u64,
     limits: &SupervisorConfig,
-    now_ms: u64,
+    now_mono_ms: u64,
 ) -> Verdict {
-    if slot.state() == SlotState::Starting {
-        return Verdict::Healthy; // the boot has its own failure path
-    }
     let timeout_ms = limits.timeout.as_millis() as u64;
-    let silent_ms = now_ms.saturating_sub(slot.heartbeat_ms.load(Ordering::Relaxed));
+    // The spawn sets the first heartbeat, so this also catches a worker
+    // stuck in its own start-up.
+    let silent_ms = now_mono_ms.saturating_sub(slot.heartbeat_mono_ms.load(Ordering::Relaxed));
     if silent_ms > timeout_ms {
         return Verdict::Hung(Duration::from_millis(silent_ms));
     }
-    if slot.state() == SlotState::Draining {
-        return Verdict::Healthy; // already on its way out
+    if matches!(slot.state(), SlotState::Starting | SlotState::Draining) {
+        return Verdict::Healthy; // not serving yet, or already on its way out
     }
-    if let Some(since) = slot.oldest_busy_ms() {
-        let busy_ms = now_ms.saturating_sub(since);
+    if let Some(since) = slot.oldest_busy_mono_ms() {
+        let busy_ms = now_mono_ms.saturating_sub(since);
         if busy_ms > timeout_ms {
             return Verdict::Replace(format!(
                 "a request has been running for {:.1}s (hung thread?)",
@@ -107,7 +106,7 @@ fn page_size() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scoreboard::{Scoreboard, now_ms};
+    use crate::scoreboard::{Scoreboard, mono_ms};
 
     fn limits(max_requests: u64, jitter: u64, max_rss: u64) -> SupervisorConfig {
         SupervisorConfig {
@@ -121,9 +120,24 @@ mod tests {
 
     fn ready_slot() -> &'static Slot {
         let slot = Scoreboard::new(1).unwrap().slot(0);
-        slot.reset_for_spawn();
+        slot.reset_for_spawn(0);
         slot.set_state(SlotState::Ready);
         slot
+    }
+
+    #[test]
+    fn a_worker_stuck_starting_is_hung_too() {
+        let slot = Scoreboard::new(1).unwrap().slot(0);
+        slot.reset_for_spawn(0);
+        let me = nix::unistd::getpid();
+        assert_eq!(
+            check(slot, me, 0, &limits(0, 0, 0), mono_ms()),
+            Verdict::Healthy
+        );
+        assert!(matches!(
+            check(slot, me, 0, &limits(0, 0, 0), mono_ms() + 2500),
+            Verdict::Hung(_)
+        ));
     }
 
     #[test]
@@ -131,10 +145,10 @@ mod tests {
         let slot = ready_slot();
         let me = nix::unistd::getpid();
         assert_eq!(
-            check(slot, me, 0, &limits(0, 0, 0), now_ms()),
+            check(slot, me, 0, &limits(0, 0, 0), mono_ms()),
             Verdict::Healthy
         );
-        let later = now_ms() + 2500;
+        let later = mono_ms() + 2500;
         assert!(matches!(
             check(slot, me, 0, &limits(0, 0, 0), later),
             Verdict::Hung(_)
@@ -145,8 +159,8 @@ mod tests {
     fn a_busy_thread_past_the_timeout_means_replace() {
         let slot = ready_slot();
         let me = nix::unistd::getpid();
-        slot.busy_since_ms[0].store(now_ms() - 3000, Ordering::Relaxed);
-        let verdict = check(slot, me, 0, &limits(0, 0, 0), now_ms());
+        slot.busy_since_mono_ms[0].store(mono_ms() - 3000, Ordering::Relaxed);
+        let verdict = check(slot, me, 0, &limits(0, 0, 0), mono_ms());
         assert!(
             matches!(&verdict, Verdict::Replace(why) if why.contains("hung thread")),
             "{verdict:?}"
@@ -159,16 +173,16 @@ mod tests {
         let me = nix::unistd::getpid();
         slot.requests.store(10, Ordering::Relaxed);
         assert!(matches!(
-            check(slot, me, 10, &limits(10, 0, 0), now_ms()),
+            check(slot, me, 10, &limits(10, 0, 0), mono_ms()),
             Verdict::Replace(_)
         ));
         assert_eq!(
-            check(slot, me, 11, &limits(10, 0, 0), now_ms()),
+            check(slot, me, 11, &limits(10, 0, 0), mono_ms()),
             Verdict::Healthy
         );
         // Our own test process is surely over 1 byte of RSS.
         assert!(matches!(
-            check(slot, me, 0, &limits(0, 0, 1), now_ms()),
+            check(slot, me, 0, &limits(0, 0, 1), mono_ms()),
             Verdict::Replace(_)
         ));
         assert!(rss_bytes(me).is_some_and(|rss| rss > 1024 * 1024));

@@ -32,7 +32,7 @@ use nix::unistd::{Pid, getpid};
 
 use crate::cli::Cli;
 use crate::config::Config;
-use crate::scoreboard::{Scoreboard, SlotState};
+use crate::scoreboard::{DeathRecord, Scoreboard, SlotState};
 use crate::signals::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SignalSet};
 use crate::worker::{EXIT_BOOT_FAILURE, WorkerSpec};
 pub use reap::Death;
@@ -185,7 +185,11 @@ impl Master {
                 }
             }
             if self.signals.take(SIGHUP) {
-                self.reload(now);
+                if self.stopping.is_some() {
+                    log::info!("ignoring SIGHUP: stopping");
+                } else {
+                    self.reload(now);
+                }
             }
             if self.signals.take(SIGTTIN) {
                 self.resize(self.target + 1);
@@ -248,6 +252,22 @@ impl Master {
             let requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
             let booted = slot.state() != SlotState::Starting;
             slot.set_state(SlotState::Free);
+            self.scoreboard.header().record_death(&DeathRecord {
+                position: worker.position as u32,
+                pid: pid.as_raw(),
+                code: death.code(),
+                signal: death.signal(),
+                core_dumped: matches!(
+                    death,
+                    Death::Signaled {
+                        core_dumped: true,
+                        ..
+                    }
+                ),
+                at_ms: crate::scoreboard::now_ms(),
+                uptime_ms: uptime.as_millis() as u64,
+                requests,
+            });
             let expected = self.stopping.is_some() || worker.retire.is_some();
             let line = format!(
                 "worker {} (pid {pid}) {death} after {:.1}s, {requests} request(s) served",
@@ -310,11 +330,12 @@ impl Master {
     fn spawn(&mut self, position: usize, now: Instant) -> Result<(), MasterError> {
         let slot = self.scoreboard.free_slot().ok_or("scoreboard is full")?;
         let slot_ref = self.scoreboard.slot(slot);
-        slot_ref.reset_for_spawn();
+        slot_ref.reset_for_spawn(position);
         let spec = WorkerSpec {
             index: position,
             config: &self.config,
             listener: &self.listener,
+            scoreboard: self.scoreboard,
             slot: slot_ref,
             master: getpid(),
             signal_mask: nix::sys::signal::SigSet::empty(),
@@ -395,7 +416,7 @@ impl Master {
 
     /// The watchdog and the recycling checks, once per tick.
     fn supervise(&mut self, now: Instant) {
-        let now_ms = crate::scoreboard::now_ms();
+        let now_mono_ms = crate::scoreboard::mono_ms();
         for i in 0..self.workers.len() {
             let worker = &mut self.workers[i];
             if let Some(kill_at) = worker.kill_at {
@@ -411,7 +432,7 @@ impl Master {
                 worker.pid,
                 worker.request_limit,
                 &self.config.supervisor,
-                now_ms,
+                now_mono_ms,
             ) {
                 health::Verdict::Healthy => {}
                 health::Verdict::Hung(silent) => {

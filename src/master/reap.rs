@@ -22,6 +22,20 @@ impl Death {
     pub fn is_clean(self) -> bool {
         self == Death::Exited(0)
     }
+
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Death::Exited(code) => Some(code),
+            Death::Signaled { .. } => None,
+        }
+    }
+
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Death::Exited(_) => None,
+            Death::Signaled { signal, .. } => Some(signal),
+        }
+    }
 }
 
 impl fmt::Display for Death {

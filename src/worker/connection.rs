@@ -27,7 +27,7 @@ use crate::http::date::with_http_date;
 use crate::http::request::{check_partial_head, find_head_end, parse_head};
 use crate::http::{Body, Request, RequestError, Response};
 use crate::router::Router;
-use crate::scoreboard::Slot;
+use crate::scoreboard::{Scoreboard, Slot};
 
 /// Bodies up to this size are copied into the write buffer (one `write` for
 /// head and body); larger ones go out with `sendfile`.
@@ -60,9 +60,14 @@ pub struct ServeCtx {
 
 impl ServeCtx {
     /// The context of worker number `worker`.
-    pub fn new(config: &Config, slot: &'static Slot, worker: usize) -> io::Result<ServeCtx> {
+    pub fn new(
+        config: &Config,
+        board: Scoreboard,
+        slot: &'static Slot,
+        worker: usize,
+    ) -> io::Result<ServeCtx> {
         Ok(ServeCtx {
-            router: Router::new(config, worker)?,
+            router: Router::new(config, worker, board)?,
             slot,
             max_header_bytes: config.max_header_bytes,
             max_body_bytes: config.max_body_bytes,
@@ -410,6 +415,7 @@ impl Connection {
     /// stream). Returns the status and the body bytes that will be sent.
     fn queue(&mut self, ctx: &ServeCtx, response: Response, keep_alive: bool) -> (u16, u64) {
         let status = response.status;
+        let counted = response.counted;
         with_http_date(|date| {
             response.write_head(&mut self.wbuf, date, self.req.http10, keep_alive)
         });
@@ -440,7 +446,9 @@ impl Connection {
                 }
             }
         }
-        ctx.slot.count_request(len);
+        if counted {
+            ctx.slot.count_request(len);
+        }
         (status, len)
     }
 

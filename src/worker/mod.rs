@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::{Pid, getppid};
 
 use crate::config::Config;
-use crate::scoreboard::{Slot, SlotState};
+use crate::scoreboard::{Scoreboard, Slot, SlotState};
 use crate::signals::{SIGQUIT, SIGTERM, SignalSet};
 use connection::ServeCtx;
 use event_loop::EventLoop;
@@ -39,6 +39,7 @@ pub struct WorkerSpec<'a> {
     pub index: usize,
     pub config: &'a Config,
     pub listener: &'a StdListener,
+    pub scoreboard: Scoreboard,
     pub slot: &'static Slot,
     pub master: Pid,
     /// The signal mask to restore once the worker's handlers are installed
@@ -79,7 +80,12 @@ fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
     let signals = SignalSet::register(&[SIGTERM, SIGQUIT])?;
     // Now a SIGTERM that arrived during the fork is delivered, to us.
     crate::signals::restore_mask(&spec.signal_mask)?;
-    let ctx = Arc::new(ServeCtx::new(spec.config, spec.slot, spec.index)?);
+    let ctx = Arc::new(ServeCtx::new(
+        spec.config,
+        spec.scoreboard,
+        spec.slot,
+        spec.index,
+    )?);
     let listener = mio::net::TcpListener::from_std(spec.listener.try_clone()?);
     let life = Lifecycle {
         signals,

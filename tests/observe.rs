@@ -1,0 +1,167 @@
+//! The server reporting on itself, on real processes, in both modes:
+//! `/-/status` matches the processes that exist, `/-/metrics` is valid
+//! Prometheus text with the same numbers, watching doesn't count as
+//! traffic, and a death shows up with its cause.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn status(server: &Server) -> Value {
+    let response = server.get("/-/status");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    serde_json::from_str(&response.text()).expect("status is JSON")
+}
+
+fn pids(status: &Value) -> Vec<i64> {
+    let mut pids: Vec<i64> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_i64().unwrap())
+        .collect();
+    pids.sort();
+    pids
+}
+
+both_modes!(status_describes_the_running_server, |mode| {
+    let server = Server::start(mode, &["--threads", "3"]);
+    let mut workers: Vec<i64> = server
+        .wait_for_workers(2)
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    workers.sort();
+    let status = status(&server);
+    assert_eq!(status["mode"], mode);
+    assert_eq!(status["config"]["workers"], 2);
+    assert_eq!(status["master"]["pid"], server.pid());
+    assert!(status["master"]["os"]["pss_kib"].as_u64().unwrap() > 0);
+    assert_eq!(pids(&status), workers);
+    let threads = if mode == "thread" { 3 } else { 1 };
+    for (index, worker) in status["workers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(worker["index"], index);
+        assert_eq!(worker["state"], "ready");
+        assert_eq!(worker["threads_total"], threads);
+        let os = &worker["os"];
+        // The pool threads plus the loop thread, as the kernel counts them.
+        let tasks = if mode == "thread" { 4 } else { 1 };
+        assert_eq!(os["threads"], tasks, "{os}");
+        assert!(os["rss_kib"].as_u64().unwrap() >= os["pss_kib"].as_u64().unwrap());
+        assert!(os["uss_kib"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(status["totals"]["workers"], 2);
+});
+
+both_modes!(watching_is_not_counted_as_traffic, |mode| {
+    let server = Server::start(mode, &[]);
+    server.wait_for_workers(2);
+    let mut client = server.connect();
+    for _ in 0..5 {
+        assert_eq!(client.get("/hello.txt").status, 200);
+    }
+    for _ in 0..3 {
+        let totals = &status(&server)["totals"];
+        assert_eq!(totals["requests"], 5, "{totals}");
+        assert_eq!(totals["bytes"], 5 * "hello, world\n".len() as u64);
+        assert_eq!(server.get("/-/metrics").status, 200);
+        assert_eq!(server.get("/-/").status, 200);
+    }
+});
+
+both_modes!(metrics_are_prometheus_text, |mode| {
+    let server = Server::start(mode, &[]);
+    let workers = server.wait_for_workers(2);
+    for _ in 0..4 {
+        assert_eq!(server.get("/hello.txt").status, 200);
+    }
+    let response = server.get("/-/metrics");
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4"))
+    );
+    let text = response.text();
+    let mut requests = 0;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').expect("name and value");
+        let value: f64 = value.parse().expect("a number");
+        let name = &series[..series.find('{').unwrap_or(series.len())];
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name}: no TYPE");
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}: no HELP");
+        if text.contains(&format!("# TYPE {name} counter")) {
+            assert!(name.ends_with("_total"), "counter {name}");
+        }
+        if name == "forkpool_worker_requests_total" {
+            assert!(series.contains(&format!("mode=\"{mode}\"")), "{series}");
+            requests += value as u64;
+        }
+    }
+    assert_eq!(requests, 4, "{text}");
+    for pid in workers {
+        assert!(
+            text.contains(&format!("pid=\"{pid}\"")),
+            "{pid} missing:\n{text}"
+        );
+    }
+});
+
+both_modes!(a_death_is_recorded_with_its_cause, |mode| {
+    let server = Server::start(mode, &[]);
+    let before = server.wait_for_workers(2);
+    let victim = before[0];
+    assert_eq!(status(&server)["deaths_total"], 0);
+    // SAFETY: kill(2) on a worker of our own server.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let mut last = Value::Null;
+    let seen = wait_until(DEADLINE, || {
+        last = status(&server);
+        let deaths = last["deaths"].as_array().unwrap();
+        !deaths.is_empty() && pids(&last).len() == 2 && !pids(&last).contains(&i64::from(victim))
+    });
+    assert!(seen, "{last:#}");
+    let death = &last["deaths"][0];
+    assert_eq!(death["pid"], victim);
+    assert_eq!(death["signal"], "SIGKILL");
+    assert_eq!(death["reason"], "killed by SIGKILL");
+    assert_eq!(death["code"], Value::Null);
+    assert_eq!(last["deaths_total"], 1);
+    // The replacement took the dead worker's index.
+    let dead_index = &death["index"];
+    let replacement = last["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| &w["index"] == dead_index)
+        .expect("a worker at the dead one's index");
+    assert_ne!(replacement["pid"], victim);
+    assert_eq!(replacement["generation"], 2);
+});
+
+#[test]
+fn a_busy_pool_thread_shows_in_status() {
+    let server = Server::start("thread", &["--workers", "1", "--threads", "2"]);
+    server.wait_for_workers(1);
+    let mut slow = server.connect();
+    slow.send(b"GET /-/work/io?ms=3000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut last = Value::Null;
+    let busy = wait_until(DEADLINE, || {
+        last = status(&server);
+        let worker = &last["workers"][0];
+        // The status request itself is busy on the other pool thread.
+        worker["threads_busy"] == 2 && worker["oldest_request_ms"].as_u64().unwrap() > 0
+    });
+    assert!(busy, "{last:#}");
+    assert_eq!(last["workers"][0]["connections_active"].as_u64(), Some(2));
+    let done = slow.read_response(false).expect("the slow response");
+    assert_eq!(done.status, 200);
+    let idle = wait_until(Duration::from_secs(5), || {
+        status(&server)["workers"][0]["threads_busy"] == 1
+    });
+    assert!(idle);
+}
