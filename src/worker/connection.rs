@@ -208,12 +208,18 @@ pub struct Connection {
     eof: bool,
     deadline: Instant,
     timer: Timer,
+    /// The worker's counters: this connection counts in `connections`
+    /// from birth to drop, and in `idle_connections` while `counted_idle`
+    /// (parked between requests, as of its last drive).
+    slot: &'static Slot,
+    counted_idle: bool,
 }
 
 impl Connection {
     pub fn new(stream: TcpStream, ctx: &ServeCtx, now: Instant) -> Connection {
         // Room for a maximal head plus a little, so "too large" is detectable.
         let rbuf_len = ctx.max_header_bytes + 1024;
+        ctx.slot.connections.fetch_add(1, Ordering::Relaxed);
         Connection {
             stream,
             rbuf: vec![0; rbuf_len].into_boxed_slice(),
@@ -235,6 +241,8 @@ impl Connection {
             eof: false,
             deadline: now + ctx.header_timeout,
             timer: Timer::Header,
+            slot: ctx.slot,
+            counted_idle: false,
         }
     }
 
@@ -283,7 +291,21 @@ impl Connection {
             self.work(ctx)
         };
         self.set_deadline(ctx, next, now);
+        self.count_idle(next == Next::Read { idle: true });
         next
+    }
+
+    /// Keeps the worker's idle-connection gauge: touched only when a
+    /// connection goes from idle to busy or back, not on every request of a
+    /// keep-alive stream that stays busy.
+    fn count_idle(&mut self, idle: bool) {
+        if idle != self.counted_idle {
+            match idle {
+                true => self.slot.idle_connections.fetch_add(1, Ordering::Relaxed),
+                false => self.slot.idle_connections.fetch_sub(1, Ordering::Relaxed),
+            };
+            self.counted_idle = idle;
+        }
     }
 
     fn work(&mut self, ctx: &ServeCtx) -> Next {
@@ -753,6 +775,13 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(non-string panic payload)")
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.count_idle(false);
+        self.slot.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -172,10 +172,6 @@ impl EventLoop {
                 self.sweep(now);
                 self.resume_accepting(now);
             }
-            self.ctx
-                .slot
-                .connections
-                .store(self.conns.len() as u32, Ordering::Relaxed);
             if self.ctx.is_draining() && self.conns.is_empty() {
                 return Ok(0);
             }
