@@ -165,3 +165,25 @@ fn a_busy_pool_thread_shows_in_status() {
     });
     assert!(idle);
 }
+
+both_modes!(idle_keep_alive_connections_are_counted_apart, |mode| {
+    let server = Server::start(mode, &["--workers", "1"]);
+    server.wait_for_workers(1);
+    let mut idle: Vec<Client> = (0..3).map(|_| server.connect()).collect();
+    for client in &mut idle {
+        assert_eq!(client.get("/hello.txt").status, 200);
+    }
+    let mut last = Value::Null;
+    let counted = wait_until(DEADLINE, || {
+        last = status(&server);
+        let worker = &last["workers"][0];
+        // The three parked ones, and the one asking.
+        worker["connections_idle"] == 3 && worker["connections_active"] == 1
+    });
+    assert!(counted, "{last:#}");
+    drop(idle);
+    let gone = wait_until(DEADLINE, || {
+        status(&server)["workers"][0]["connections_idle"] == 0
+    });
+    assert!(gone, "closed connections still counted idle");
+});
