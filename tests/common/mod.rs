@@ -523,13 +523,7 @@ impl Client {
             match self.stream.read(&mut chunk) {
                 Ok(0) => break true,
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if is_timeout(&e) => {}
                 Err(_) => break true, // reset: closed too
             }
         };
@@ -561,15 +555,19 @@ pub fn flood(stream: &TcpStream, pattern: &[u8], limit: Duration) -> Option<u64>
                 written += n as u64;
                 pos = (pos + n) % batch.len();
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if is_timeout(&e) => {}
             Err(_) => return Some(written),
         }
     }
     None
+}
+
+/// A socket timeout (or a signal) rather than the peer going away.
+fn is_timeout(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
 }
