@@ -39,6 +39,7 @@ both_modes!(status_describes_the_running_server, |mode| {
     let status = status(&server);
     assert_eq!(status["mode"], mode);
     assert_eq!(status["config"]["workers"], 2);
+    assert_eq!(status["config"]["listen"], server.addr.to_string());
     assert_eq!(status["master"]["pid"], server.pid());
     assert!(status["master"]["os"]["pss_kib"].as_u64().unwrap() > 0);
     assert_eq!(pids(&status), workers);
