@@ -188,3 +188,16 @@ both_modes!(idle_keep_alive_connections_are_counted_apart, |mode| {
     });
     assert!(gone, "closed connections still counted idle");
 });
+
+both_modes!(watching_does_not_inflate_a_workers_memory, |mode| {
+    // Reading the scoreboard must not fault in its never-used slots (a
+    // shared mapping's pages count in every process that touches them).
+    let server = Server::start(mode, &["--workers", "1"]);
+    server.wait_for_workers(1);
+    for _ in 0..3 {
+        status(&server);
+    }
+    let worker = &status(&server)["workers"][0];
+    let pss = worker["os"]["pss_kib"].as_u64().unwrap();
+    assert!(pss < 2048, "a worker that only answered /-/status has {pss} KiB PSS");
+});
