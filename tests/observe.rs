@@ -191,7 +191,8 @@ both_modes!(idle_keep_alive_connections_are_counted_apart, |mode| {
 
 both_modes!(watching_does_not_inflate_a_workers_memory, |mode| {
     // Reading the scoreboard must not fault in its never-used slots (a
-    // shared mapping's pages count in every process that touches them).
+    // shared mapping's pages count in every process that touches them):
+    // that once added 4 MiB to each worker (a debug build idles at ~2.3 MiB).
     let server = Server::start(mode, &["--workers", "1"]);
     server.wait_for_workers(1);
     for _ in 0..3 {
@@ -199,5 +200,8 @@ both_modes!(watching_does_not_inflate_a_workers_memory, |mode| {
     }
     let worker = &status(&server)["workers"][0];
     let pss = worker["os"]["pss_kib"].as_u64().unwrap();
-    assert!(pss < 2048, "a worker that only answered /-/status has {pss} KiB PSS");
+    assert!(
+        pss < 4096,
+        "a worker that only answered /-/status has {pss} KiB PSS"
+    );
 });
