@@ -534,7 +534,16 @@ mod tests {
     #[test]
     fn status_and_metrics_describe_the_scoreboard() {
         let board = Scoreboard::new(4).unwrap();
-        let slot = board.slot(2);
+        // Slots 0 and 1 had workers that are gone: free again, not shown.
+        for _ in 0..2 {
+            let used = board.claim_slot().unwrap();
+            board.slot(used).reset_for_spawn(0);
+        }
+        let slot = board.claim_slot().unwrap();
+        assert_eq!(slot, 2);
+        board.slot(0).set_state(SlotState::Free);
+        board.slot(1).set_state(SlotState::Free);
+        let slot = board.slot(slot);
         slot.reset_for_spawn(1);
         slot.pid.store(std::process::id() as i32, Ordering::Relaxed);
         slot.set_state(SlotState::Ready);

@@ -211,6 +211,11 @@ struct SharedDeath {
 pub struct Header {
     pub master_pid: AtomicI32,
     pub master_started_ms: AtomicU64,
+    /// Slots ever handed out: readers look no further. Touching a page of
+    /// a shared mapping makes it resident in the reader too, so scanning
+    /// all the (mostly never used) slots would add megabytes to the PSS of
+    /// every worker that answers `/-/status`: the very figure it reports.
+    slots_used: AtomicU32,
     /// Deaths recorded so far; death `n` is in `deaths[n % DEATHS_KEPT]`.
     deaths_recorded: AtomicU64,
     deaths: [SharedDeath; DEATHS_KEPT],
@@ -352,14 +357,20 @@ impl Scoreboard {
         unsafe { &*self.slots.as_ptr().add(index) }
     }
 
-    /// Every slot, in order.
+    /// Every slot that was ever used, in order.
     pub fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
-        (0..self.len).map(|i| self.slot(i))
+        let used = self.header().slots_used.load(Ordering::Acquire) as usize;
+        (0..used.min(self.len)).map(|i| self.slot(i))
     }
 
-    /// The first free slot, if any.
-    pub fn free_slot(&self) -> Option<usize> {
-        (0..self.len).find(|&i| self.slot(i).state() == SlotState::Free)
+    /// The first free slot, if any, now counted as used (the master's, before
+    /// a spawn).
+    pub fn claim_slot(&self) -> Option<usize> {
+        let index = (0..self.len).find(|&i| self.slot(i).state() == SlotState::Free)?;
+        self.header()
+            .slots_used
+            .fetch_max(index as u32 + 1, Ordering::AcqRel);
+        Some(index)
     }
 }
 
@@ -386,10 +397,12 @@ mod tests {
     #[test]
     fn slots_start_free_and_are_shared_with_a_child() {
         let board = Scoreboard::new(4).unwrap();
-        assert_eq!(board.free_slot(), Some(0));
+        assert_eq!(board.slots().count(), 0);
+        assert_eq!(board.claim_slot(), Some(0));
         board.slot(0).reset_for_spawn(0);
         assert_eq!(board.slot(0).state(), SlotState::Starting);
-        assert_eq!(board.free_slot(), Some(1));
+        assert_eq!(board.claim_slot(), Some(1));
+        assert_eq!(board.slots().count(), 2);
         // SAFETY: the child only touches atomics and exits at once.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {

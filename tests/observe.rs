@@ -39,6 +39,7 @@ both_modes!(status_describes_the_running_server, |mode| {
     let status = status(&server);
     assert_eq!(status["mode"], mode);
     assert_eq!(status["config"]["workers"], 2);
+    assert_eq!(status["config"]["listen"], server.addr.to_string());
     assert_eq!(status["master"]["pid"], server.pid());
     assert!(status["master"]["os"]["pss_kib"].as_u64().unwrap() > 0);
     assert_eq!(pids(&status), workers);
@@ -165,3 +166,42 @@ fn a_busy_pool_thread_shows_in_status() {
     });
     assert!(idle);
 }
+
+both_modes!(idle_keep_alive_connections_are_counted_apart, |mode| {
+    let server = Server::start(mode, &["--workers", "1"]);
+    server.wait_for_workers(1);
+    let mut idle: Vec<Client> = (0..3).map(|_| server.connect()).collect();
+    for client in &mut idle {
+        assert_eq!(client.get("/hello.txt").status, 200);
+    }
+    let mut last = Value::Null;
+    let counted = wait_until(DEADLINE, || {
+        last = status(&server);
+        let worker = &last["workers"][0];
+        // The three parked ones, and the one asking.
+        worker["connections_idle"] == 3 && worker["connections_active"] == 1
+    });
+    assert!(counted, "{last:#}");
+    drop(idle);
+    let gone = wait_until(DEADLINE, || {
+        status(&server)["workers"][0]["connections_idle"] == 0
+    });
+    assert!(gone, "closed connections still counted idle");
+});
+
+both_modes!(watching_does_not_inflate_a_workers_memory, |mode| {
+    // Reading the scoreboard must not fault in its never-used slots (a
+    // shared mapping's pages count in every process that touches them):
+    // that once added 4 MiB to each worker (a debug build idles at ~2.3 MiB).
+    let server = Server::start(mode, &["--workers", "1"]);
+    server.wait_for_workers(1);
+    for _ in 0..3 {
+        status(&server);
+    }
+    let worker = &status(&server)["workers"][0];
+    let pss = worker["os"]["pss_kib"].as_u64().unwrap();
+    assert!(
+        pss < 4096,
+        "a worker that only answered /-/status has {pss} KiB PSS"
+    );
+});

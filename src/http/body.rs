@@ -5,13 +5,21 @@
 //! [`BodyReader`] is a byte-at-a-time-safe state machine (no I/O) that eats a
 //! Content-Length or chunked body from whatever slice the connection has,
 //! enforcing `max_body_bytes`, and says when the body is complete. Chunk
-//! extensions and trailers are skipped, each bounded so a client can't make
-//! us buffer or loop without end.
+//! extensions and trailers are skipped, never stored, and bounded so a
+//! client can't keep us consuming framing without end: each size or
+//! trailer line is at most [`MAX_CHUNK_LINE`] bytes, all the extensions of
+//! one body together at most [`MAX_EXTENSION_BYTES`] (a 400, as hyper
+//! does), and the whole trailer section at most `max_header_bytes` (a 431,
+//! like a head that big). Data bytes are bounded by `max_body_bytes`.
 
 use super::request::{BodyFraming, RequestError};
 
 /// Longest chunk-size line (size, extensions) or trailer line we accept.
-const MAX_CHUNK_LINE: u64 = 4096;
+pub const MAX_CHUNK_LINE: u64 = 4096;
+/// Most chunk-extension bytes in one body, all chunks together (hyper's
+/// limit): one-byte chunks with long extensions are otherwise bounded only
+/// by `max_body_bytes` times [`MAX_CHUNK_LINE`].
+pub const MAX_EXTENSION_BYTES: u64 = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -54,12 +62,21 @@ pub struct BodyReader {
     received: u64,
     limit: u64,
     line: u64,
+    /// Extension bytes seen so far, and the limit of the trailer section.
+    extension_bytes: u64,
+    trailer_bytes: u64,
+    trailer_limit: u64,
 }
 
 impl BodyReader {
     /// A reader for `framing`, or an error if a declared length already
-    /// exceeds `limit`.
-    pub fn new(framing: BodyFraming, limit: u64) -> Result<BodyReader, RequestError> {
+    /// exceeds `limit`. `trailer_limit` bounds the chunked trailer section
+    /// (the connection passes `max_header_bytes`).
+    pub fn new(
+        framing: BodyFraming,
+        limit: u64,
+        trailer_limit: usize,
+    ) -> Result<BodyReader, RequestError> {
         let state = match framing {
             BodyFraming::None => State::Done,
             BodyFraming::Length(len) if len > limit => return Err(RequestError::BodyTooLarge),
@@ -71,11 +88,19 @@ impl BodyReader {
             received: 0,
             limit,
             line: 0,
+            extension_bytes: 0,
+            trailer_bytes: 0,
+            trailer_limit: trailer_limit as u64,
         })
     }
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Body data bytes (not framing) consumed so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// Consumes body bytes from the front of `input`; returns how many were
@@ -120,6 +145,21 @@ impl BodyReader {
         self.line += 1;
         if self.line > MAX_CHUNK_LINE {
             return Err(RequestError::BadRequest("chunk line too long"));
+        }
+        match self.state {
+            State::Extension { .. } => {
+                self.extension_bytes += 1;
+                if self.extension_bytes > MAX_EXTENSION_BYTES {
+                    return Err(RequestError::BadRequest("chunk extensions too long"));
+                }
+            }
+            State::Trailer { .. } | State::TrailerLf { .. } => {
+                self.trailer_bytes += 1;
+                if self.trailer_bytes > self.trailer_limit {
+                    return Err(RequestError::HeadersTooLarge);
+                }
+            }
+            _ => {}
         }
         self.state = match (self.state, byte) {
             (State::Size { size, digits }, b) if b.is_ascii_hexdigit() => {
@@ -195,7 +235,7 @@ mod tests {
         input: &[u8],
         step: usize,
     ) -> Result<(usize, bool), RequestError> {
-        let mut reader = BodyReader::new(framing, 1000)?;
+        let mut reader = BodyReader::new(framing, 1000, 100)?;
         let mut total = 0;
         for piece in input.chunks(step) {
             let used = reader.consume(piece)?;
@@ -241,7 +281,7 @@ mod tests {
     #[test]
     fn limits_are_enforced() {
         assert_eq!(
-            BodyReader::new(BodyFraming::Length(1001), 1000).unwrap_err(),
+            BodyReader::new(BodyFraming::Length(1001), 1000, 100).unwrap_err(),
             RequestError::BodyTooLarge
         );
         assert_eq!(
@@ -267,6 +307,38 @@ mod tests {
             eat_all(BodyFraming::Chunked, &long_ext, 1000),
             Err(RequestError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn endless_trailers_and_extensions_are_cut_off() {
+        // Each trailer line is short; the section as a whole is too long.
+        let mut trailers = b"0\r\n".to_vec();
+        for _ in 0..20 {
+            trailers.extend_from_slice(b"X-T: 1\r\n");
+        }
+        assert_eq!(
+            eat_all(BodyFraming::Chunked, &trailers, 7).unwrap_err(),
+            RequestError::HeadersTooLarge
+        );
+        // Short enough: fine.
+        assert_eq!(
+            eat_all(BodyFraming::Chunked, b"0\r\nX-T: 1\r\n\r\n", 3).unwrap(),
+            (13, true)
+        );
+        // Each extension is short; together they are too long.
+        let ext = format!("1;{}\r\na\r\n", "e".repeat(1000));
+        let many = ext.repeat(20);
+        let mut reader = BodyReader::new(BodyFraming::Chunked, 1 << 20, 100).unwrap();
+        assert!(matches!(
+            reader.consume(many.as_bytes()),
+            Err(RequestError::BadRequest(_))
+        ));
+        let mut reader = BodyReader::new(BodyFraming::Chunked, 1 << 20, 100).unwrap();
+        assert_eq!(
+            reader.consume(ext.repeat(15).as_bytes()).unwrap(),
+            ext.len() * 15
+        );
+        assert_eq!(reader.received(), 15);
     }
 
     #[test]

@@ -328,7 +328,7 @@ impl Master {
     }
 
     fn spawn(&mut self, position: usize, now: Instant) -> Result<(), MasterError> {
-        let slot = self.scoreboard.free_slot().ok_or("scoreboard is full")?;
+        let slot = self.scoreboard.claim_slot().ok_or("scoreboard is full")?;
         let slot_ref = self.scoreboard.slot(slot);
         slot_ref.reset_for_spawn(position);
         let spec = WorkerSpec {

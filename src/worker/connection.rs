@@ -10,6 +10,31 @@
 //! A connection's error closes that connection and nothing else: no method
 //! here returns an error to the worker, and a panicking handler becomes a
 //! 500 (`catch_unwind`), in both modes.
+//!
+//! Fairness: one `drive` serves at most [`REQUESTS_PER_DRIVE`] requests and
+//! reads at most [`READ_BUDGET`] bytes, then returns [`Next::Yield`], so a
+//! client that pipelines or uploads without end can't hold the event loop
+//! (process mode) or a pool thread (thread mode).
+//!
+//! Timers (one deadline per connection, swept by the event loop):
+//! - idle keep-alive: `keepalive_timeout` after the last response;
+//! - request head: `header_timeout` from the first byte of the request
+//!   (a leading empty line counts; at most [`MAX_LEADING_CRLF`] bytes of
+//!   them are skipped, more is a 400), never restarted by more bytes, then
+//!   408 (slowloris);
+//! - request body: `header_timeout` from the start of the body, plus one
+//!   second per [`MIN_BODY_RATE`] bytes received (Apache mod_reqtimeout's
+//!   `body=20,MinRate=500`): an upload at a sane rate is never cut, a
+//!   trickle is;
+//! - write: [`SEND_TIMEOUT`] without progress.
+//!
+//! Lingering close (nginx `lingering_close`): closing a socket with unread
+//! input makes the kernel send a reset, which can destroy a response the
+//! client has not read yet (typically a 413 or 400 sent while the client
+//! is still sending). So when input may still be coming, the connection
+//! shuts down its write side and reads and discards for at most
+//! [`LINGER_TIMEOUT`] or [`LINGER_BYTES`] ([`Next::Linger`]); the event loop
+//! does that on its own thread in both modes, as input arrives.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -25,7 +50,7 @@ use crate::config::Config;
 use crate::http::body::BodyReader;
 use crate::http::date::with_http_date;
 use crate::http::request::{check_partial_head, find_head_end, parse_head};
-use crate::http::{Body, Request, RequestError, Response};
+use crate::http::{Body, Method, Request, RequestError, Response};
 use crate::router::Router;
 use crate::scoreboard::{Scoreboard, Slot};
 
@@ -37,6 +62,19 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Most requests served in one `drive` call before yielding to other
 /// connections (fairness against a client that pipelines without end).
 const REQUESTS_PER_DRIVE: u32 = 64;
+/// Most bytes read in one `drive` call before yielding (fairness against a
+/// client that sends without end: an upload, a stream of tiny chunks).
+pub const READ_BUDGET: usize = 256 * 1024;
+/// Most CR/LF bytes skipped before a request line: two empty lines (RFC
+/// 9112 section 2.2 says to ignore at least one).
+pub const MAX_LEADING_CRLF: u32 = 4;
+/// Bytes per second a request body must average to earn more time than
+/// `header_timeout` (mod_reqtimeout's default `MinRate`).
+pub const MIN_BODY_RATE: u64 = 500;
+/// A lingering close gives up after this long...
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// ...or after discarding this many bytes.
+pub const LINGER_BYTES: usize = 64 * 1024;
 /// A write that makes no progress for this long closes the connection
 /// (nginx `send_timeout` is 60 s; a dev server can give up sooner).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,6 +128,11 @@ pub enum Next {
     /// Wants more input; `idle` when no request is in progress (a parked
     /// keep-alive connection), else a request head or body is half read.
     Read { idle: bool },
+    /// Its answers are sent and its write side shut down; it discards input
+    /// until the client closes or [`LINGER_TIMEOUT`] passes. Drive it when
+    /// readable, on the event loop's thread (each drive reads at most
+    /// [`LINGER_BYTES`] in all, so it never takes long).
+    Linger,
     /// Output is queued and the socket is full.
     Write,
     /// Still has buffered work but gave others a turn: drive it again soon.
@@ -124,6 +167,12 @@ enum Timer {
     Write,
     /// Not a timeout: the moment a delayed response is due.
     Due,
+    /// It yielded with work pending and is on the ready list: no client
+    /// timeout applies until it is driven again (within one loop turn; the
+    /// deadline, [`SEND_TIMEOUT`] away, is only a backstop).
+    Yielded,
+    /// The end of a lingering close.
+    Linger,
 }
 
 pub struct Connection {
@@ -134,28 +183,43 @@ pub struct Connection {
     rend: usize,
     /// How many bytes of the pending head were already searched for its end.
     scanned: usize,
-    /// When the first byte of the request head being read arrived.
+    /// When the first byte of the request head being read arrived (empty
+    /// lines before it included), and how many CR/LF bytes were skipped.
     head_started: Option<Instant>,
+    leading_crlf: u32,
     /// Output: `wbuf[wpos..]` is still to be written, then `file`.
     wbuf: Vec<u8>,
     wpos: usize,
     file: Option<FileSend>,
     /// The request being served (reused: its strings keep their capacity).
     req: Request,
-    /// A request body being read off the wire and discarded.
+    /// A request body being read off the wire and discarded, and when it
+    /// started.
     body: Option<BodyReader>,
+    body_started: Instant,
     /// A response held back by a timer (process mode's non-blocking wait).
     delayed: Option<Delayed>,
     close_after_write: bool,
+    /// The client may still be sending input we won't read (an error
+    /// answer, an abandoned body): close with a linger.
+    unread_input: bool,
+    /// Bytes a lingering close may still discard; `None` when not lingering.
+    linger_left: Option<usize>,
     eof: bool,
     deadline: Instant,
     timer: Timer,
+    /// The worker's counters: this connection counts in `connections`
+    /// from birth to drop, and in `idle_connections` while `counted_idle`
+    /// (parked between requests, not being driven).
+    slot: &'static Slot,
+    counted_idle: bool,
 }
 
 impl Connection {
     pub fn new(stream: TcpStream, ctx: &ServeCtx, now: Instant) -> Connection {
         // Room for a maximal head plus a little, so "too large" is detectable.
         let rbuf_len = ctx.max_header_bytes + 1024;
+        ctx.slot.connections.fetch_add(1, Ordering::Relaxed);
         Connection {
             stream,
             rbuf: vec![0; rbuf_len].into_boxed_slice(),
@@ -163,16 +227,22 @@ impl Connection {
             rend: 0,
             scanned: 0,
             head_started: None,
+            leading_crlf: 0,
             wbuf: Vec::with_capacity(4096),
             wpos: 0,
             file: None,
             req: Request::default(),
             body: None,
+            body_started: now,
             delayed: None,
             close_after_write: false,
+            unread_input: false,
+            linger_left: None,
             eof: false,
             deadline: now + ctx.header_timeout,
             timer: Timer::Header,
+            slot: ctx.slot,
+            counted_idle: false,
         }
     }
 
@@ -187,6 +257,8 @@ impl Connection {
     /// Idle: between requests, with nothing buffered in either direction.
     pub fn is_idle(&self) -> bool {
         self.rstart == self.rend
+            && self.head_started.is_none()
+            && self.linger_left.is_none()
             && self.body.is_none()
             && self.delayed.is_none()
             && !self.has_output()
@@ -198,22 +270,48 @@ impl Connection {
         self.timer == Timer::Due
     }
 
-    /// Shortens an idle connection's deadline when the worker starts draining.
+    /// Whether it is in a lingering close (see [`Next::Linger`]).
+    pub fn is_lingering(&self) -> bool {
+        self.linger_left.is_some()
+    }
+
+    /// Shortens an idle or lingering connection's deadline when the worker
+    /// starts draining.
     pub fn start_draining(&mut self, now: Instant) {
-        if self.is_idle() {
+        if self.is_idle() || self.is_lingering() {
             self.deadline = self.deadline.min(now + DRAIN_IDLE_GRACE);
         }
     }
 
     /// Serves as much as the socket allows; see [`Next`].
     pub fn drive(&mut self, ctx: &ServeCtx, now: Instant) -> Next {
-        let next = self.work(ctx);
+        // Being driven is being busy, whatever comes of it.
+        self.count_idle(false);
+        let next = if self.is_lingering() {
+            self.discard()
+        } else {
+            self.work(ctx)
+        };
         self.set_deadline(ctx, next, now);
+        self.count_idle(next == Next::Read { idle: true });
         next
+    }
+
+    /// Keeps the worker's idle-connection gauge: two relaxed atomic
+    /// operations per drive of a parked connection, none otherwise.
+    fn count_idle(&mut self, idle: bool) {
+        if idle != self.counted_idle {
+            match idle {
+                true => self.slot.idle_connections.fetch_add(1, Ordering::Relaxed),
+                false => self.slot.idle_connections.fetch_sub(1, Ordering::Relaxed),
+            };
+            self.counted_idle = idle;
+        }
     }
 
     fn work(&mut self, ctx: &ServeCtx) -> Next {
         let mut budget = REQUESTS_PER_DRIVE;
+        let mut read = 0;
         loop {
             // 0. A held response goes first, once due; until then nothing
             // behind it may be answered (responses stay in order).
@@ -242,6 +340,7 @@ impl Connection {
                             // The response is already queued: we can only close.
                             log::debug!("closing connection: {err}");
                             self.close_after_write = true;
+                            self.unread_input = true;
                             break;
                         }
                     }
@@ -264,6 +363,11 @@ impl Connection {
                         break;
                     }
                     Err(err) => {
+                        // The head is unusable: its answer must not follow
+                        // the method or version of the previous request
+                        // (after a HEAD, an error would lose its body).
+                        self.req.method = Method::Get;
+                        self.req.http10 = false;
                         self.queue_error(ctx, err);
                         break;
                     }
@@ -282,7 +386,7 @@ impl Connection {
                 }
             }
             if self.close_after_write {
-                return Next::Close;
+                return self.close();
             }
             if budget == 0 {
                 return Next::Yield;
@@ -295,12 +399,15 @@ impl Connection {
             if self.eof {
                 return Next::Close;
             }
+            if read >= READ_BUDGET {
+                return Next::Yield;
+            }
             match self.fill() {
                 Ok(0) => {
                     // The client closed its side; queued answers were sent above.
                     self.eof = true;
                 }
-                Ok(_) => {}
+                Ok(n) => read += n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     return Next::Read {
                         idle: self.is_idle(),
@@ -316,9 +423,16 @@ impl Connection {
 
     /// Parses the next request head if it is complete. `Ok(false)`: need more.
     fn next_head(&mut self, ctx: &ServeCtx) -> Result<bool, RequestError> {
-        // RFC 9112 2.2: ignore empty lines before a request line (some
-        // clients send a stray CRLF after a body).
+        // RFC 9112 2.2: ignore an empty line or two before a request line
+        // (some clients send a stray CRLF after a body). They start the
+        // header timer like any byte of the request, so they can't be used
+        // to keep a connection open.
         while self.rstart < self.rend && matches!(self.rbuf[self.rstart], b'\r' | b'\n') {
+            self.head_started.get_or_insert_with(Instant::now);
+            self.leading_crlf += 1;
+            if self.leading_crlf > MAX_LEADING_CRLF {
+                return Err(RequestError::BadRequest("empty lines before the request"));
+            }
             self.rstart += 1;
         }
         let pending = &self.rbuf[self.rstart..self.rend];
@@ -328,10 +442,14 @@ impl Connection {
                 self.rstart += end;
                 self.scanned = 0;
                 self.head_started = None;
+                self.leading_crlf = 0;
                 Ok(true)
             }
             None => {
                 self.scanned = pending.len();
+                if !pending.is_empty() {
+                    self.head_started.get_or_insert_with(Instant::now);
+                }
                 check_partial_head(pending, ctx.max_header_bytes)?;
                 Ok(false)
             }
@@ -341,7 +459,7 @@ impl Connection {
     /// Handles the parsed request and queues its response.
     fn serve(&mut self, ctx: &ServeCtx) {
         let started = Instant::now();
-        let body = match BodyReader::new(self.req.body, ctx.max_body_bytes) {
+        let body = match BodyReader::new(self.req.body, ctx.max_body_bytes, ctx.max_header_bytes) {
             Ok(body) => body,
             Err(err) => return self.queue_error(ctx, err),
         };
@@ -363,8 +481,10 @@ impl Connection {
                 // We answered without a 100 Continue, so the client may
                 // never send the body: close instead of waiting for it.
                 keep_alive = false;
+                self.unread_input = true;
             } else {
                 self.body = Some(body);
+                self.body_started = started;
             }
         }
         let delayed = Delayed {
@@ -396,7 +516,9 @@ impl Connection {
         }
     }
 
-    /// Queues the answer to an unreadable request and closes after it.
+    /// Queues the answer to an unreadable request and closes after it
+    /// (lingering: the client may still be sending). `self.req` must be
+    /// the request being refused, or reset if its head did not parse.
     fn queue_error(&mut self, ctx: &ServeCtx, err: RequestError) {
         log::debug!("rejecting request: {err}");
         let status = err.status();
@@ -404,7 +526,7 @@ impl Connection {
             status,
             format!("{status} {}: {err}", crate::http::response::reason(status)),
         );
-        self.req.http10 = false;
+        self.unread_input = true;
         self.queue(ctx, response, false);
         if ctx.access_log {
             log::info!(target: "access", "- - {status} 0 0us pid={}", ctx.pid);
@@ -525,43 +647,114 @@ impl Connection {
         let (timer, deadline) = match next {
             Next::Read { idle: true } if ctx.is_draining() => (Timer::Idle, now + DRAIN_IDLE_GRACE),
             Next::Read { idle: true } => (Timer::Idle, now + ctx.keepalive_timeout),
-            Next::Read { idle: false } if self.body.is_some() => {
-                (Timer::Body, now + ctx.header_timeout)
-            }
-            Next::Read { idle: false } => {
-                // Fixed from the head's first byte: trickling bytes (slowloris)
-                // can't extend it.
-                let started = *self.head_started.get_or_insert(now);
-                (Timer::Header, started + ctx.header_timeout)
-            }
+            Next::Read { idle: false } => match &self.body {
+                Some(body) => {
+                    // From the body's start, plus what its bytes earned: a
+                    // trickle can't extend it much, a steady upload always can.
+                    let earned_ms = body.received().saturating_mul(1000) / MIN_BODY_RATE;
+                    let earned = Duration::from_millis(earned_ms);
+                    (Timer::Body, self.body_started + ctx.header_timeout + earned)
+                }
+                None => {
+                    // Fixed from the head's first byte: trickling bytes
+                    // (slowloris) can't extend it.
+                    let started = *self.head_started.get_or_insert(now);
+                    (Timer::Header, started + ctx.header_timeout)
+                }
+            },
             Next::Write => (Timer::Write, now + SEND_TIMEOUT),
             Next::Timer => match self.delayed.as_ref().and_then(|d| d.response.not_before) {
                 Some(at) => (Timer::Due, at),
                 None => return,
             },
-            Next::Yield | Next::Close => return,
+            // It has work and will be driven again soon: the idle, header or
+            // body deadline it had must not close it meanwhile.
+            Next::Yield => (Timer::Yielded, now + SEND_TIMEOUT),
+            Next::Linger if self.timer != Timer::Linger => (Timer::Linger, now + LINGER_TIMEOUT),
+            Next::Linger | Next::Close => return,
         };
         self.timer = timer;
         self.deadline = deadline;
     }
 
-    /// The deadline passed: answer 408 to a half-sent head, then close.
-    pub fn on_timeout(&mut self) {
-        if self.timer == Timer::Header && self.rstart < self.rend {
-            let response = Response::error(408);
-            let mut out = Vec::with_capacity(256);
-            with_http_date(|date| response.write_head(&mut out, date, false, false));
-            if let Body::Bytes(body) = &response.body {
-                out.extend_from_slice(body);
-            }
-            // Best effort, never blocking: the client is already too slow.
-            let _ = self.stream.write(&out);
+    /// Ends the connection after its answers are written: at once if no
+    /// input can be pending, else with a lingering close.
+    fn close(&mut self) -> Next {
+        let may_send_more = self.unread_input || self.rstart < self.rend || self.body.is_some();
+        if self.eof || !may_send_more {
+            return Next::Close;
         }
+        self.start_linger()
+    }
+
+    /// Shuts down the write side (the client sees the end of our answers)
+    /// and starts discarding input; see [`Next::Linger`].
+    fn start_linger(&mut self) -> Next {
+        if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            return Next::Close;
+        }
+        self.rstart = 0;
+        self.rend = 0;
+        self.body = None;
+        self.linger_left = Some(LINGER_BYTES);
+        self.discard()
+    }
+
+    /// Reads and discards input until it would block (`Next::Linger`), or
+    /// until the client closes, an error, or the byte limit (`Next::Close`).
+    fn discard(&mut self) -> Next {
+        let Some(mut left) = self.linger_left else {
+            return Next::Close;
+        };
+        let next = loop {
+            let want = left.min(self.rbuf.len());
+            match self.stream.read(&mut self.rbuf[..want]) {
+                Ok(0) => break Next::Close,
+                Ok(n) => {
+                    left -= n;
+                    if left == 0 {
+                        break Next::Close;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Next::Linger,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break Next::Close,
+            }
+        };
+        self.linger_left = Some(left);
+        next
+    }
+
+    /// The deadline passed. Answers 408 to a half-sent head and lingers
+    /// (returns true: keep it until its new deadline); otherwise returns
+    /// false: close it now.
+    pub fn on_timeout(&mut self, now: Instant) -> bool {
         log::debug!(
             "connection fd {} timed out ({:?})",
             self.stream.as_raw_fd(),
             self.timer
         );
+        // Only empty lines so far: nothing to answer, just close.
+        let half_sent_head = self.rstart < self.rend;
+        if self.timer != Timer::Header || !half_sent_head || self.has_output() {
+            return false;
+        }
+        let response = Response::error(408);
+        let mut out = Vec::with_capacity(256);
+        with_http_date(|date| response.write_head(&mut out, date, false, false));
+        if let Body::Bytes(body) = &response.body {
+            out.extend_from_slice(body);
+        }
+        // Best effort, never blocking: the client is already too slow.
+        let _ = self.stream.write(&out);
+        match self.start_linger() {
+            Next::Linger => {
+                self.timer = Timer::Linger;
+                self.deadline = now + LINGER_TIMEOUT;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -583,6 +776,13 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(non-string panic payload)")
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.count_idle(false);
+        self.slot.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

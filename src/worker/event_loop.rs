@@ -12,6 +12,13 @@
 //! edge-triggered, and never re-registered. A connection that stopped early
 //! to let others run goes on a ready list; one that got an event while a
 //! pool thread had it is marked dirty and looked at again when it returns.
+//! In thread mode, a connection with work that finds the pool's queue full
+//! waits in the loop's overflow queue, in its own state ([`Entry::Queued`]):
+//! queued once, served in order, and never timed out while it waits.
+//!
+//! A lingering close ([`Next::Linger`]) is always driven here, on the loop's
+//! thread, in both modes: it only reads and discards a bounded amount, and
+//! must not take a pool thread while it waits for the client.
 
 use std::collections::VecDeque;
 use std::io;
@@ -47,6 +54,10 @@ enum Entry {
     Parked(Box<Connection>),
     /// On a pool thread; `dirty` if an event arrived meanwhile.
     InPool { dirty: bool },
+    /// Thread mode: has work, waiting in `overflow` for room in the pool's
+    /// queue. Its deadline doesn't apply (the sweep skips it); events for
+    /// it need nothing more (it will be driven).
+    Queued(Box<Connection>),
 }
 
 /// Whether the listener is registered, and if not, why.
@@ -74,7 +85,8 @@ pub struct EventLoop {
     /// Parked connections to serve without waiting for an event: new ones,
     /// ones that yielded, ones that came back dirty.
     ready: Vec<usize>,
-    /// Thread mode: connections waiting for room in the pool's queue.
+    /// Thread mode: connections waiting for room in the pool's queue, each
+    /// once, all in the [`Entry::Queued`] state.
     overflow: VecDeque<usize>,
     next_sweep: Instant,
 }
@@ -160,10 +172,6 @@ impl EventLoop {
                 self.sweep(now);
                 self.resume_accepting(now);
             }
-            self.ctx
-                .slot
-                .connections
-                .store(self.conns.len() as u32, Ordering::Relaxed);
             if self.ctx.is_draining() && self.conns.is_empty() {
                 return Ok(0);
             }
@@ -247,45 +255,72 @@ impl EventLoop {
         match self.conns.get_mut(key) {
             Some(Entry::InPool { dirty }) => *dirty = true,
             Some(Entry::Parked(_)) => self.schedule(key, now),
-            None => {} // closed earlier in this batch
+            Some(Entry::Queued(_)) => {} // it will be driven anyway
+            None => {}                   // closed earlier in this batch
         }
     }
 
-    /// Serves a parked connection: here (process mode) or on the pool.
+    /// Serves a connection: here (process mode, or a lingering close) or on
+    /// the pool. Safe to call more than once for the same connection.
     fn schedule(&mut self, key: usize, now: Instant) {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
-        match &self.scheduler {
-            Scheduler::Inline => {
-                let Entry::Parked(conn) = entry else {
-                    return;
-                };
+        let inline = matches!(self.scheduler, Scheduler::Inline);
+        match entry {
+            Entry::Parked(conn) if inline || conn.is_lingering() => {
                 let next = conn.drive(&self.ctx, now);
                 self.after_drive(key, next, false);
             }
-            Scheduler::Pool(_) => {
+            Entry::Parked(_) => {
                 // Those already waiting for room in the queue go first.
                 if !self.overflow.is_empty() || !self.submit(key) {
-                    self.overflow.push_back(key);
-                    self.pause(Accepting::Full);
+                    self.enqueue(key);
                 }
             }
+            // Look again when it comes back.
+            Entry::InPool { dirty } => *dirty = true,
+            Entry::Queued(_) => {} // already waiting its turn
         }
     }
 
-    /// Thread mode: moves a parked connection to the pool. False if the
-    /// queue is full (the connection stays parked).
+    /// Thread mode: puts a parked connection in the overflow queue.
+    fn enqueue(&mut self, key: usize) {
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        *entry = match std::mem::replace(entry, Entry::InPool { dirty: false }) {
+            Entry::Parked(conn) => Entry::Queued(conn),
+            other => {
+                *entry = other;
+                return; // on a thread or queued already
+            }
+        };
+        self.overflow.push_back(key);
+        self.pause(Accepting::Full);
+    }
+
+    /// Thread mode: moves a parked or queued connection to the pool. False
+    /// if the pool's queue is full (the connection stays as it was).
     fn submit(&mut self, key: usize) -> bool {
         let (Scheduler::Pool(pool), Some(entry)) = (&self.scheduler, self.conns.get_mut(key))
         else {
             return true;
         };
-        let Entry::Parked(conn) = std::mem::replace(entry, Entry::InPool { dirty: false }) else {
-            return true; // already on a thread
+        let (conn, queued) = match std::mem::replace(entry, Entry::InPool { dirty: false }) {
+            Entry::Parked(conn) => (conn, false),
+            Entry::Queued(conn) => (conn, true),
+            in_pool @ Entry::InPool { .. } => {
+                *entry = in_pool;
+                return true; // already on a thread
+            }
         };
         match pool.submit(Job { key, conn }) {
             Ok(()) => true,
+            Err(job) if queued => {
+                *entry = Entry::Queued(job.conn);
+                false
+            }
             Err(job) => {
                 *entry = Entry::Parked(job.conn);
                 false
@@ -307,7 +342,7 @@ impl EventLoop {
             self.after_drive(key, next, dirty);
         }
         while let Some(&key) = self.overflow.front() {
-            if !self.submit(key) {
+            if matches!(self.conns.get(key), Some(Entry::Queued(_))) && !self.submit(key) {
                 return; // still full: the next finished job makes room
             }
             self.overflow.pop_front();
@@ -321,8 +356,10 @@ impl EventLoop {
             Next::Close => self.close(key),
             Next::Yield => self.ready.push(key),
             // An event came while a thread had it: look again.
-            Next::Read { .. } | Next::Write | Next::Timer if dirty => self.ready.push(key),
-            Next::Read { .. } | Next::Write | Next::Timer => {
+            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger if dirty => {
+                self.ready.push(key)
+            }
+            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger => {
                 if let Some(Entry::Parked(conn)) = self.conns.get(key) {
                     self.next_sweep = self.next_sweep.min(conn.deadline());
                 }
@@ -331,7 +368,7 @@ impl EventLoop {
     }
 
     fn close(&mut self, key: usize) {
-        if let Entry::Parked(mut conn) = self.conns.remove(key) {
+        if let Entry::Parked(mut conn) | Entry::Queued(mut conn) = self.conns.remove(key) {
             let _ = self.poll.registry().deregister(conn.stream());
         }
         if self.accepting == Accepting::Full {
@@ -367,7 +404,9 @@ impl EventLoop {
         }
     }
 
-    /// Closes parked connections past their deadline; plans the next sweep.
+    /// Closes parked connections past their deadline (or starts their
+    /// lingering close), drives those due; plans the next sweep. Queued
+    /// and in-pool connections are not timed out: they are being served.
     fn sweep(&mut self, now: Instant) {
         let mut next = now + super::TICK;
         let mut expired = Vec::new();
@@ -377,8 +416,9 @@ impl EventLoop {
                     next = next.min(conn.deadline());
                 } else if conn.deadline_is_due_work() {
                     self.ready.push(key);
+                } else if conn.on_timeout(now) {
+                    next = next.min(conn.deadline());
                 } else {
-                    conn.on_timeout();
                     expired.push(key);
                 }
             }

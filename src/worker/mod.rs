@@ -80,8 +80,11 @@ fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
     let signals = SignalSet::register(&[SIGTERM, SIGQUIT])?;
     // Now a SIGTERM that arrived during the fork is delivered, to us.
     crate::signals::restore_mask(&spec.signal_mask)?;
+    // What `/-/status` shows is the address really bound (`:0` resolved).
+    let mut config = spec.config.clone();
+    config.listen = spec.listener.local_addr()?;
     let ctx = Arc::new(ServeCtx::new(
-        spec.config,
+        &config,
         spec.scoreboard,
         spec.slot,
         spec.index,

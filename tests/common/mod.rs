@@ -504,3 +504,70 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+impl Client {
+    /// Waits (discarding whatever arrives) until the server closes the
+    /// connection; false if it is still open after `limit`.
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        self.buf.clear();
+        let deadline = Instant::now() + limit;
+        let mut chunk = [0u8; 64 * 1024];
+        let closed = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            self.stream
+                .set_read_timeout(Some(left.min(Duration::from_millis(50))))
+                .unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => break true, // reset: closed too
+            }
+        };
+        self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        closed
+    }
+}
+
+/// Writes `pattern` again and again on `stream` until the server cuts the
+/// connection (a write fails) or `limit` passes. Returns the bytes written
+/// before the cut, or `None` if the server was still taking bytes at `limit`.
+pub fn flood(stream: &TcpStream, pattern: &[u8], limit: Duration) -> Option<u64> {
+    let mut batch = Vec::with_capacity(64 * 1024 + pattern.len());
+    while batch.len() < 64 * 1024 {
+        batch.extend_from_slice(pattern);
+    }
+    stream
+        .set_write_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let mut written = 0u64;
+    let mut stream = stream;
+    // The batch is whole patterns: after a short write, go on from there.
+    let mut pos = 0;
+    while Instant::now() < deadline {
+        match stream.write(&batch[pos..]) {
+            Ok(0) => return Some(written),
+            Ok(n) => {
+                written += n as u64;
+                pos = (pos + n) % batch.len();
+            }
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return Some(written),
+        }
+    }
+    None
+}
+
+/// A socket timeout (or a signal) rather than the peer going away.
+fn is_timeout(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
