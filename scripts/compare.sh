@@ -40,6 +40,9 @@
 # parallel speed-up can't show; lock contention shows only when a thread is
 # preempted holding the lock. Pass --no-pin (or your own CPU lists) to change.
 #
+# --bin PATH uses that forkpool binary instead of building and using
+# target/release/forkpool (CI passes the debug build, target/debug/forkpool).
+#
 # Writes results/<timestamp>-compare/ (or --out DIR): report.md (a table per
 # workload, and the classic claims beside what this run measured),
 # results.json, chart.svg and chart.png (gnuplot), raw/ (every tool output,

@@ -58,6 +58,9 @@
 # 20 s); it fails (exit 1) when a trial did not run, the load saw no
 # request, no death or replacement was seen, or an output is missing.
 #
+# --bin PATH uses that forkpool binary instead of building and using
+# target/release/forkpool (CI passes the debug build, target/debug/forkpool).
+#
 # Pinning as scripts/bench.sh: server on the last CPU, load and sampler on
 # the others. Writes results/<timestamp>-crash/ (or --out DIR): report.md,
 # results.json, timeline.svg and timeline.png (gnuplot: throughput over time,

@@ -129,6 +129,8 @@ def analyse(trial, log_text):
 
     # Throughput, from the scoreboard.
     points = timeline(trial.get("samples") or [], t0)
+    if trial.get("end_ms"):  # after the end the load is being stopped
+        points = [p for p in points if p[0] <= (trial["end_ms"] - t0) / 1000.0]
     res["timeline"] = [(round(t, 3), round(r, 1), round(dt, 3)) for t, r, dt in points]
     base = [r for t, r, _ in points if -2.0 <= t < -0.05]
     baseline = sum(base) / len(base) if base else None

@@ -459,7 +459,7 @@ def main():
             prober.stop.set()
             prober.thread.join(timeout=2)
         if tool:
-            tool.terminate()
+            tool.send_signal(signal.SIGINT)  # both print their summary on SIGINT
             try:
                 tool.wait(timeout=5)
             except subprocess.TimeoutExpired:
