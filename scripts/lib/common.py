@@ -81,17 +81,6 @@ def http_get(host, port, path, timeout=0.5):
     return int(m.group(1)), headers, body
 
 
-def get_status(port, host="127.0.0.1", timeout=0.5):
-    """The /-/status document as a dict, stamped with `t_ms` (our wall clock,
-    taken when the answer arrived). Raises on failure or on a non-200."""
-    status, _, body = http_get(host, port, "/-/status", timeout)
-    if status != 200:
-        raise HttpError(f"/-/status answered {status}: {body[:200]!r}")
-    doc = json.loads(body)
-    doc["t_ms"] = time.time() * 1000.0
-    return doc
-
-
 class Conn:
     """One keep-alive connection to 127.0.0.1: send a request, read one
     response (Content-Length framing only, which is all forkpool sends)."""
@@ -238,11 +227,6 @@ class StatusClient:
         self.conn = None
         self.owed = False
         self.misses = 0
-
-
-def os_total(doc, key):
-    """A summed OS field of /-/status totals (None stays None)."""
-    return (doc.get("totals") or {}).get(key)
 
 
 # --- load tool output --------------------------------------------------------
