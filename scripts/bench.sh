@@ -74,6 +74,8 @@ EOF
 # start_forkpool NAME ARGS...: starts it, records NAME=PORT in $work/ports.
 start_forkpool() {
   local name=$1; shift
+  # Created before the server starts, so the readiness poll can't race it.
+  : > "$work/$name.out"
   "${pin_server[@]}" "$bin" "$work/site" --config "$work/forkpool.toml" --listen 127.0.0.1:0 "$@" \
     > "$work/$name.out" 2> "$work/$name.err" &
   pids+=($!)

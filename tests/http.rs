@@ -278,6 +278,57 @@ both_modes!(concurrent_clients_all_get_answers, |mode| {
     }
 });
 
+both_modes!(
+    a_new_client_is_served_while_busy_clients_keep_the_pool_full,
+    |mode| {
+        // Eight keep-alive clients, each always with a request outstanding,
+        // against one pool thread: the queue never empties while they run. A
+        // newcomer must still get its turn then, not after the load stops.
+        let server = Server::start(mode, &["--workers", "1", "--threads", "1"]);
+        let addr = server.addr;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let busy: Vec<_> = (0..8)
+            .map(|_| {
+                let (stop, served) = (stop.clone(), served.clone());
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        assert_eq!(client.get("/-/work/cpu?ms=2").status, 200);
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let loaded = wait_until(DEADLINE, || {
+            served.load(std::sync::atomic::Ordering::Relaxed) >= 50
+        });
+        assert!(loaded, "the busy clients got no answers");
+        let mut newcomer = std::net::TcpStream::connect(addr).unwrap();
+        newcomer
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        std::io::Write::write_all(&mut newcomer, b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut answer = [0u8; 12];
+        let read = newcomer.read_exact(&mut answer);
+        let still_loaded = busy.iter().all(|t| !t.is_finished());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in busy {
+            thread.join().unwrap();
+        }
+        assert!(
+            read.is_ok(),
+            "the newcomer waited for the load to end: {read:?}"
+        );
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        assert!(
+            still_loaded,
+            "the load ended before the newcomer was answered"
+        );
+    }
+);
+
 both_modes!(running_out_of_file_descriptors_does_not_spin, |mode| {
     let root = TempDir::new();
     write_fixtures(root.path());

@@ -40,6 +40,10 @@ use crate::config::{Config, Mode};
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
+/// Thread mode's overflow limit: this many waiting connections per pool
+/// thread, and never fewer than [`MIN_OVERFLOW_LIMIT`] in all.
+const OVERFLOW_PER_THREAD: usize = 16;
+const MIN_OVERFLOW_LIMIT: usize = 64;
 
 /// Where connections with work are served; see the module docs.
 enum Scheduler {
@@ -64,8 +68,8 @@ enum Entry {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Accepting {
     Yes,
-    /// At `max_connections`, or the pool's queue is full: resumes when a
-    /// connection closes or comes back.
+    /// At `max_connections`, or too many connections wait for the pool:
+    /// resumes when a connection closes or the overflow shrinks.
     Full,
     /// Out of file descriptors: retry after a pause instead of spinning.
     PausedUntil(Instant),
@@ -88,6 +92,12 @@ pub struct EventLoop {
     /// Thread mode: connections waiting for room in the pool's queue, each
     /// once, all in the [`Entry::Queued`] state.
     overflow: VecDeque<usize>,
+    /// Past this many waiting, stop accepting; resume below half of it.
+    /// Not at the first one: busy keep-alive clients would keep the
+    /// overflow from ever emptying, and a new client (or `/-/status`)
+    /// would wait for as long as the load lasts. Below the limit a new
+    /// connection queues behind the busy ones, first come first served.
+    overflow_limit: usize,
     next_sweep: Instant,
 }
 
@@ -131,6 +141,7 @@ impl EventLoop {
             max_connections: config.max_connections,
             ready: Vec::new(),
             overflow: VecDeque::new(),
+            overflow_limit: (config.threads * OVERFLOW_PER_THREAD).max(MIN_OVERFLOW_LIMIT),
             next_sweep: Instant::now() + super::TICK,
         })
     }
@@ -297,7 +308,9 @@ impl EventLoop {
             }
         };
         self.overflow.push_back(key);
-        self.pause(Accepting::Full);
+        if self.overflow.len() >= self.overflow_limit {
+            self.pause(Accepting::Full);
+        }
     }
 
     /// Thread mode: moves a parked or queued connection to the pool. False
@@ -392,7 +405,10 @@ impl EventLoop {
 
     fn resume_accepting(&mut self, now: Instant) {
         let resume = match self.accepting {
-            Accepting::Full => self.conns.len() < self.max_connections && self.overflow.is_empty(),
+            Accepting::Full => {
+                self.conns.len() < self.max_connections
+                    && self.overflow.len() < self.overflow_limit / 2
+            }
             Accepting::PausedUntil(when) => now >= when,
             Accepting::Yes | Accepting::Stopped => false,
         };
