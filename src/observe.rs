@@ -3,10 +3,11 @@
 //!
 //! Any worker can answer: everything comes from the shared scoreboard (the
 //! counters workers keep, the deaths the master records) and from `/proc`
-//! (what the kernel knows of each process). Nothing here takes a lock or
-//! touches another worker's hot path; `/proc` is read only when asked, and
-//! these responses are not counted as requests, so watching a run doesn't
-//! change its numbers.
+//! (what the kernel knows of each process). Nothing here takes a lock of
+//! forkpool's or touches another worker's hot path; `/proc` is read only
+//! when asked (reading `smaps_rollup` briefly takes the kernel's lock on
+//! that process's memory map), and these responses are not counted as
+//! requests, so watching a run doesn't change its numbers.
 
 use std::fmt::Write as _;
 use std::fs;

@@ -26,11 +26,11 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 pub const MAX_SERVING_THREADS: usize = 1024;
 
 thread_local! {
-    /// This thread's index in `busy_since_ms`.
+    /// This thread's index in `busy_since_mono_ms`.
     static SERVING_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Names the calling thread's entry in `busy_since_ms` (pool thread `n`).
+/// Names the calling thread's entry in `busy_since_mono_ms` (pool thread `n`).
 pub fn set_serving_thread(index: usize) {
     SERVING_THREAD.with(|cell| cell.set(index.min(MAX_SERVING_THREADS - 1)));
 }
@@ -193,6 +193,9 @@ pub struct DeathRecord {
 #[derive(Debug)]
 struct SharedDeath {
     seq: AtomicU64,
+    /// Which death this is (its number + 1; 0: never written), so a reader
+    /// racing the master can't mistake the newest record for an old one.
+    number: AtomicU64,
     position: AtomicU32,
     pid: AtomicI32,
     /// -1: none (killed by a signal).
@@ -226,9 +229,12 @@ impl Header {
     pub fn record_death(&self, death: &DeathRecord) {
         let n = self.deaths_recorded.load(Ordering::Relaxed);
         let shared = &self.deaths[n as usize % DEATHS_KEPT];
+        // Wrapping: workers can write this memory too, and a corrupt
+        // counter must not panic the master (debug builds check overflow).
         let seq = shared.seq.load(Ordering::Relaxed);
-        shared.seq.store(seq + 1, Ordering::Relaxed);
+        shared.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Release);
+        shared.number.store(n.wrapping_add(1), Ordering::Relaxed);
         shared.position.store(death.position, Ordering::Relaxed);
         shared.pid.store(death.pid, Ordering::Relaxed);
         shared
@@ -243,8 +249,9 @@ impl Header {
         shared.at_ms.store(death.at_ms, Ordering::Relaxed);
         shared.uptime_ms.store(death.uptime_ms, Ordering::Relaxed);
         shared.requests.store(death.requests, Ordering::Relaxed);
-        shared.seq.store(seq + 2, Ordering::Release);
-        self.deaths_recorded.store(n + 1, Ordering::Release);
+        shared.seq.store(seq.wrapping_add(2), Ordering::Release);
+        self.deaths_recorded
+            .store(n.wrapping_add(1), Ordering::Release);
     }
 
     /// Every death recorded since the master started.
@@ -259,18 +266,20 @@ impl Header {
         let kept = total.min(DEATHS_KEPT as u64);
         (total - kept..total)
             .rev()
-            .filter_map(|n| read_death(&self.deaths[n as usize % DEATHS_KEPT]))
+            .filter_map(|n| read_death(&self.deaths[n as usize % DEATHS_KEPT], n))
             .collect()
     }
 }
 
-fn read_death(shared: &SharedDeath) -> Option<DeathRecord> {
+/// Death number `n`, if its record still holds it and reads consistently.
+fn read_death(shared: &SharedDeath, n: u64) -> Option<DeathRecord> {
     for _ in 0..4 {
         let before = shared.seq.load(Ordering::Acquire);
         if before % 2 == 1 {
             std::hint::spin_loop();
             continue;
         }
+        let number = shared.number.load(Ordering::Relaxed);
         let code = shared.code.load(Ordering::Relaxed);
         let signal = shared.signal.load(Ordering::Relaxed);
         let record = DeathRecord {
@@ -285,7 +294,8 @@ fn read_death(shared: &SharedDeath) -> Option<DeathRecord> {
         };
         std::sync::atomic::fence(Ordering::Acquire);
         if shared.seq.load(Ordering::Relaxed) == before {
-            return Some(record);
+            // Overwritten by a newer death since we counted: not this one.
+            return (number == n.wrapping_add(1)).then_some(record);
         }
     }
     None
@@ -436,5 +446,13 @@ mod tests {
         assert_eq!(deaths[0].pid, DEATHS_KEPT as i32 + 3);
         assert_eq!(deaths[DEATHS_KEPT - 1].pid, 4);
         assert_eq!((deaths[0].code, deaths[0].signal), (None, Some(6)));
+        // A reader that counted before the newest death went in must not
+        // take the newest for the oldest one it expected in that place.
+        let place = &header.deaths[(DEATHS_KEPT + 2) % DEATHS_KEPT];
+        assert_eq!(
+            read_death(place, DEATHS_KEPT as u64 + 2).map(|d| d.pid),
+            Some(DEATHS_KEPT as i32 + 3)
+        );
+        assert_eq!(read_death(place, 2), None);
     }
 }

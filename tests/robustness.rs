@@ -296,6 +296,20 @@ both_modes!(a_trickled_body_is_cut_off, |mode| {
     assert_eq!(server.get("/hello.txt").status, 200);
 });
 
+both_modes!(a_body_that_stalls_after_a_fast_start_is_cut_off, |mode| {
+    // 50 KB sent at once earn 100 s at 500 B/s; they must not buy 100 s of
+    // silence: the body gets at most `header_timeout` since its last bytes.
+    let server = start(mode, "header_timeout = \"1s\"\n");
+    let mut client = server.connect();
+    let response = client.request("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    assert_eq!(response.status, 405);
+    std::io::Write::write_all(&mut client.stream, &[b'x'; 50_000]).unwrap();
+    assert!(
+        client.closed_within(Duration::from_secs(4)),
+        "a stalled body kept its connection for 4 s"
+    );
+});
+
 both_modes!(error_answers_survive_unread_input, |mode| {
     // A large answer still in flight, then a request refused with 413
     // whose body keeps coming: closing at once would reset the connection

@@ -8,9 +8,11 @@
 //! extensions and trailers are skipped, never stored, and bounded so a
 //! client can't keep us consuming framing without end: each size or
 //! trailer line is at most [`MAX_CHUNK_LINE`] bytes, all the extensions of
-//! one body together at most [`MAX_EXTENSION_BYTES`] (a 400, as hyper
-//! does), and the whole trailer section at most `max_header_bytes` (a 431,
-//! like a head that big). Data bytes are bounded by `max_body_bytes`.
+//! one body together at most [`MAX_EXTENSION_BYTES`] (as hyper does), and
+//! the whole trailer section at most `max_header_bytes`. Data bytes are
+//! bounded by `max_body_bytes`. Past a bound the body is an error; as the
+//! response went out before the body was read, the connection can only
+//! close (with a linger), not answer 400 or 431.
 
 use super::request::{BodyFraming, RequestError};
 

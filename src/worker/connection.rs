@@ -299,7 +299,7 @@ impl Connection {
 
     /// Keeps the worker's idle-connection gauge: two relaxed atomic
     /// operations per drive of a parked connection, none otherwise.
-    fn count_idle(&mut self, idle: bool) {
+    pub fn count_idle(&mut self, idle: bool) {
         if idle != self.counted_idle {
             match idle {
                 true => self.slot.idle_connections.fetch_add(1, Ordering::Relaxed),
@@ -650,10 +650,15 @@ impl Connection {
             Next::Read { idle: false } => match &self.body {
                 Some(body) => {
                     // From the body's start, plus what its bytes earned: a
-                    // trickle can't extend it much, a steady upload always can.
+                    // trickle can't extend it much, a steady upload always
+                    // can. And never more than `header_timeout` past the
+                    // last drive (the last bytes, as a drive follows an
+                    // event): time earned by a fast start can't be spent
+                    // sending nothing.
                     let earned_ms = body.received().saturating_mul(1000) / MIN_BODY_RATE;
                     let earned = Duration::from_millis(earned_ms);
-                    (Timer::Body, self.body_started + ctx.header_timeout + earned)
+                    let by_rate = self.body_started + ctx.header_timeout + earned;
+                    (Timer::Body, by_rate.min(now + ctx.header_timeout))
                 }
                 None => {
                     // Fixed from the head's first byte: trickling bytes

@@ -301,7 +301,10 @@ impl EventLoop {
             return;
         };
         *entry = match std::mem::replace(entry, Entry::InPool { dirty: false }) {
-            Entry::Parked(conn) => Entry::Queued(conn),
+            Entry::Parked(mut conn) => {
+                conn.count_idle(false); // it has a request waiting
+                Entry::Queued(conn)
+            }
             other => {
                 *entry = other;
                 return; // on a thread or queued already
@@ -356,7 +359,7 @@ impl EventLoop {
         }
         while let Some(&key) = self.overflow.front() {
             if matches!(self.conns.get(key), Some(Entry::Queued(_))) && !self.submit(key) {
-                return; // still full: the next finished job makes room
+                break; // still full: the next finished job makes room
             }
             self.overflow.pop_front();
         }
