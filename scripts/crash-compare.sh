@@ -122,40 +122,14 @@ command -v python3 >/dev/null || die "needs python3"
 command -v gnuplot >/dev/null || die "needs gnuplot for the chart (apt-get install -y gnuplot-nox)"
 [ "$tool" = client ] || command -v "$tool" >/dev/null || die "$tool is not installed"
 
-ncpu=$(nproc)
-if [ "$pin" = 1 ] && [ -z "$server_cpus" ] && [ "$ncpu" -ge 2 ]; then
-  server_cpus=$((ncpu - 1))
-  load_cpus="0-$((ncpu - 2))"
-fi
-[ "$pin" = 1 ] || { server_cpus=""; load_cpus=""; }
-pin_server=() pin_load=()
-[ -n "$server_cpus" ] && pin_server=(taskset -c "$server_cpus")
-[ -n "$load_cpus" ] && pin_load=(taskset -c "$load_cpus")
-
-if [ -z "$bin" ]; then
-  cargo build --release --quiet
-  bin="$root/target/release/forkpool"
-fi
-[ -x "$bin" ] || die "no executable at $bin"
-
-stamp=$(date +%Y%m%d-%H%M%S)
-[ -n "$out" ] || out="$root/results/$stamp-crash"
-[ -e "$out" ] && die "$out already exists"
-mkdir -p "$out/raw"
-raw="$out/raw"
+# shellcheck source=scripts/lib/common.sh
+. "$root/scripts/lib/common.sh"
+setup_pinning
+setup_output crash
 site=$(mktemp -d)
 
 # --- cleanup: everything started here, by pid --------------------------------
 server_pid="" trial_pid=""
-stop_pid() {  # stop_pid PID SIGNAL: signal, wait up to 3 s, then SIGKILL
-  local pid=$1 i
-  kill -"$2" "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
   [ -z "$trial_pid" ] || stop_pid "$trial_pid" TERM
   [ -z "$server_pid" ] || stop_pid "$server_pid" QUIT
