@@ -155,6 +155,7 @@ both_modes!(a_hang_is_caught_by_the_watchdog, |mode| {
         // `graceful_timeout` has passed.
         server.wait_for_log(&format!("(pid {victim}): a request has been running"));
         server.wait_for_log(&format!("[{victim}] graceful stop took longer"));
+        server.wait_for_log(&format!("(pid {victim}) exited with code 4"));
     }
     assert!(
         trigger.read_response(false).is_none(),

@@ -176,7 +176,7 @@ impl EventLoop {
                 match self.life.check(now) {
                     Control::Run => {}
                     Control::Drain => self.start_draining(now),
-                    Control::Exit => return Ok(0),
+                    Control::Exit(code) => return Ok(code),
                 }
             }
             if now >= self.next_sweep {

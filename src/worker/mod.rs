@@ -8,7 +8,9 @@
 //!
 //! Signals a worker obeys: SIGTERM drains (stop accepting, finish in-flight
 //! requests, close idle connections, exit 0; give up after
-//! `graceful_timeout`), SIGQUIT exits at once. SIGINT is ignored: a
+//! `graceful_timeout` and exit [`EXIT_DRAIN_TIMEOUT`], so the master's log
+//! tells a clean drain from one that abandoned requests), SIGQUIT exits at
+//! once. SIGINT is ignored: a
 //! terminal's Ctrl+C reaches the whole process group, and stopping is the
 //! master's call.
 
@@ -30,6 +32,9 @@ use std::sync::Arc;
 
 /// Exit code of a worker that could not start (gunicorn's convention).
 pub const EXIT_BOOT_FAILURE: i32 = 3;
+/// Exit code of a worker whose drain outlasted `graceful_timeout`: it gave
+/// up on the connections it still had (a hung request, say).
+pub const EXIT_DRAIN_TIMEOUT: i32 = 4;
 /// How often a worker heartbeats and checks on its master, at most.
 pub const TICK: Duration = Duration::from_millis(500);
 
@@ -107,7 +112,8 @@ fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
 pub enum Control {
     Run,
     Drain,
-    Exit,
+    /// Exit now with this code.
+    Exit(i32),
 }
 
 /// The worker's side of supervision: signals, heartbeat, master watch.
@@ -136,7 +142,7 @@ impl Lifecycle {
         self.slot.heartbeat();
         self.signals.drain();
         if self.signals.take(SIGQUIT) {
-            return Control::Exit;
+            return Control::Exit(0);
         }
         if self.signals.take(SIGTERM) {
             self.begin_drain(now, "SIGTERM");
@@ -151,7 +157,7 @@ impl Lifecycle {
                     "graceful stop took longer than {:?}; exiting",
                     self.graceful_timeout
                 );
-                Control::Exit
+                Control::Exit(EXIT_DRAIN_TIMEOUT)
             }
             Some(_) => Control::Drain,
         }
