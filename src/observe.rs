@@ -209,22 +209,15 @@ pub struct DeathStatus {
 
 impl DeathStatus {
     fn new(death: &DeathRecord) -> DeathStatus {
-        let signal = death.signal.map(crate::signals::name);
-        let reason = match (death.code, &signal) {
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(name)) if death.core_dumped => format!("killed by {name} (core dumped)"),
-            (None, Some(name)) => format!("killed by {name}"),
-            (None, None) => "unknown".to_string(),
-        };
         DeathStatus {
             index: death.position,
             pid: death.pid,
             at_ms: death.at_ms,
             uptime_ms: death.uptime_ms,
             requests: death.requests,
-            reason,
-            signal,
-            code: death.code,
+            reason: death.how.to_string(),
+            signal: death.how.signal().map(crate::signals::name),
+            code: death.how.code(),
         }
     }
 }
@@ -315,169 +308,191 @@ impl Status {
 
     /// The Prometheus text exposition (format 0.0.4) of this status.
     pub fn to_metrics(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let workers: Vec<(String, &WorkerStatus)> = self
+        let mut out = Exposition(String::with_capacity(4096));
+        let labels: Vec<String> = self
             .workers
             .iter()
             .map(|w| {
-                let labels = format!(
+                format!(
                     "worker=\"{}\",pid=\"{}\",mode=\"{}\"",
                     w.index, w.pid, self.mode
-                );
-                (labels, w)
+                )
             })
             .collect();
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-            writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")
-                .expect("writing to a String");
-            for (labels, value) in samples {
-                match labels.is_empty() {
-                    true => writeln!(out, "{name} {value}"),
-                    false => writeln!(out, "{name}{{{labels}}} {value}"),
-                }
-                .expect("writing to a String");
-            }
-        };
-        let per_worker = |f: &WorkerFigure| -> Vec<(String, u64)> {
-            workers.iter().map(|(l, w)| (l.clone(), f(w))).collect()
-        };
-        let split = |parts: &[(&str, &WorkerFigure)], key: &str| {
-            let mut samples = Vec::new();
-            for (labels, w) in &workers {
-                for (name, f) in parts {
-                    samples.push((format!("{labels},{key}=\"{name}\""), f(w)));
-                }
-            }
-            samples
-        };
-        let os = |f: fn(&OsStats) -> u64| move |w: &WorkerStatus| w.os.as_ref().map_or(0, f);
-        family(
+        let workers: Vec<(&str, &WorkerStatus)> = labels
+            .iter()
+            .map(String::as_str)
+            .zip(&self.workers)
+            .collect();
+        // A process gone from /proc reads as zeros rather than a gap.
+        let none = OsStats::default();
+        let worker_os: Vec<(&str, &OsStats)> = workers
+            .iter()
+            .map(|(l, w)| (*l, w.os.as_ref().unwrap_or(&none)))
+            .collect();
+        let master_label = format!("pid=\"{}\"", self.master.pid);
+        let master_os = [(
+            master_label.as_str(),
+            self.master.os.as_ref().unwrap_or(&none),
+        )];
+
+        out.family(
             "forkpool_worker_up",
             "gauge",
             "1 for each live worker (state: starting, ready or draining).",
-            &workers
-                .iter()
-                .map(|(l, w)| (format!("{l},state=\"{}\"", w.state), 1))
-                .collect::<Vec<_>>(),
         );
-        family(
-            "forkpool_worker_requests_total",
-            "counter",
-            "Requests answered by the worker (observability endpoints excluded).",
-            &per_worker(&|w| w.requests),
-        );
-        family(
-            "forkpool_worker_sent_bytes_total",
-            "counter",
-            "Response body bytes sent by the worker.",
-            &per_worker(&|w| w.bytes),
-        );
-        family(
-            "forkpool_worker_uptime_seconds",
-            "gauge",
-            "Seconds since the worker was spawned.",
-            &per_worker(&|w| w.uptime_ms / 1000),
-        );
-        family(
-            "forkpool_worker_connections",
-            "gauge",
-            "Open connections: active (a request in progress) or idle (keep-alive).",
-            &split(
-                &[
-                    ("active", &|w| u64::from(w.connections_active)),
-                    ("idle", &|w| u64::from(w.connections_idle)),
-                ],
-                "state",
-            ),
-        );
-        family(
-            "forkpool_worker_threads",
-            "gauge",
-            "Serving threads: busy with a request, or in total.",
-            &split(
-                &[
-                    ("busy", &|w| w.threads_busy as u64),
-                    ("total", &|w| w.threads_total as u64),
-                ],
-                "state",
-            ),
-        );
-        family(
-            "forkpool_worker_context_switches_total",
-            "counter",
-            "Context switches summed over the worker's threads.",
-            &split(
-                &[
-                    ("voluntary", &os(|o| o.voluntary_ctxt_switches)),
-                    ("nonvoluntary", &os(|o| o.nonvoluntary_ctxt_switches)),
-                ],
-                "kind",
-            ),
-        );
-        family(
-            "forkpool_worker_cpu_milliseconds_total",
-            "counter",
-            "CPU time of the worker, user and system.",
-            &split(
-                &[
-                    ("user", &os(|o| o.cpu_user_ms)),
-                    ("sys", &os(|o| o.cpu_sys_ms)),
-                ],
-                "kind",
-            ),
-        );
-        family(
-            "forkpool_worker_memory_bytes",
-            "gauge",
-            "Memory of the worker: resident, proportional and unique set size.",
-            &split(
-                &[
-                    ("rss", &os(|o| o.rss_kib * 1024)),
-                    ("pss", &os(|o| o.pss_kib * 1024)),
-                    ("uss", &os(|o| o.uss_kib * 1024)),
-                ],
-                "kind",
-            ),
-        );
-        let master = format!("pid=\"{}\"", self.master.pid);
-        let master_os = self.master.os.unwrap_or_default();
-        family(
-            "forkpool_master_context_switches_total",
-            "counter",
-            "Context switches of the master.",
-            &[
-                (
-                    format!("{master},kind=\"voluntary\""),
-                    master_os.voluntary_ctxt_switches,
-                ),
-                (
-                    format!("{master},kind=\"nonvoluntary\""),
-                    master_os.nonvoluntary_ctxt_switches,
-                ),
-            ],
-        );
-        family(
-            "forkpool_master_memory_bytes",
-            "gauge",
-            "Memory of the master: resident, proportional and unique set size.",
-            &[
-                (format!("{master},kind=\"rss\""), master_os.rss_kib * 1024),
-                (format!("{master},kind=\"pss\""), master_os.pss_kib * 1024),
-                (format!("{master},kind=\"uss\""), master_os.uss_kib * 1024),
-            ],
-        );
-        family(
+        for (labels, w) in &workers {
+            out.sample(
+                "forkpool_worker_up",
+                &format!("{labels},state=\"{}\"", w.state),
+                1,
+            );
+        }
+        for &(name, kind, help, parts) in WORKER_FAMILIES {
+            out.parts(name, kind, help, &workers, parts);
+        }
+        for &(name, kind, help, parts) in OS_FAMILIES {
+            out.parts(
+                &format!("forkpool_worker_{name}"),
+                kind,
+                help,
+                &worker_os,
+                parts,
+            );
+            out.parts(
+                &format!("forkpool_master_{name}"),
+                kind,
+                help,
+                &master_os,
+                parts,
+            );
+        }
+        out.family(
             "forkpool_worker_deaths_total",
             "counter",
             "Workers that have ended since the master started (any cause).",
-            &[(String::new(), self.deaths_total)],
         );
-        out
+        out.sample("forkpool_worker_deaths_total", "", self.deaths_total);
+        out.0
     }
 }
 
-/// One number read off a worker, for a metric family.
-type WorkerFigure = dyn Fn(&WorkerStatus) -> u64;
+/// The figures of one metric family: its parts (the value of a `state` or
+/// `kind` label, or "" for a single figure) and how to read each off `T`.
+type Parts<T> = &'static [(&'static str, fn(&T) -> u64)];
+
+/// Per-worker families from the scoreboard: name, type, help, parts.
+const WORKER_FAMILIES: &[(&str, &str, &str, Parts<WorkerStatus>)] = &[
+    (
+        "forkpool_worker_requests_total",
+        "counter",
+        "Requests answered by the worker (observability endpoints excluded).",
+        &[("", |w| w.requests)],
+    ),
+    (
+        "forkpool_worker_sent_bytes_total",
+        "counter",
+        "Response body bytes sent by the worker.",
+        &[("", |w| w.bytes)],
+    ),
+    (
+        "forkpool_worker_uptime_seconds",
+        "gauge",
+        "Seconds since the worker was spawned.",
+        &[("", |w| w.uptime_ms / 1000)],
+    ),
+    (
+        "forkpool_worker_connections",
+        "gauge",
+        "Open connections: active (a request in progress) or idle (keep-alive).",
+        &[
+            ("state=\"active\"", |w| u64::from(w.connections_active)),
+            ("state=\"idle\"", |w| u64::from(w.connections_idle)),
+        ],
+    ),
+    (
+        "forkpool_worker_threads",
+        "gauge",
+        "Serving threads: busy with a request, or in total.",
+        &[
+            ("state=\"busy\"", |w| w.threads_busy as u64),
+            ("state=\"total\"", |w| w.threads_total as u64),
+        ],
+    ),
+];
+
+/// Families from `/proc`, for each worker (`forkpool_worker_*`) and for the
+/// master (`forkpool_master_*`): name suffix, type, help, parts.
+const OS_FAMILIES: &[(&str, &str, &str, Parts<OsStats>)] = &[
+    (
+        "context_switches_total",
+        "counter",
+        "Context switches summed over the process's threads.",
+        &[
+            ("kind=\"voluntary\"", |o| o.voluntary_ctxt_switches),
+            ("kind=\"nonvoluntary\"", |o| o.nonvoluntary_ctxt_switches),
+        ],
+    ),
+    (
+        "cpu_milliseconds_total",
+        "counter",
+        "CPU time of the process, user and system.",
+        &[
+            ("kind=\"user\"", |o| o.cpu_user_ms),
+            ("kind=\"sys\"", |o| o.cpu_sys_ms),
+        ],
+    ),
+    (
+        "memory_bytes",
+        "gauge",
+        "Memory of the process: resident, proportional and unique set size.",
+        &[
+            ("kind=\"rss\"", |o| o.rss_kib * 1024),
+            ("kind=\"pss\"", |o| o.pss_kib * 1024),
+            ("kind=\"uss\"", |o| o.uss_kib * 1024),
+        ],
+    ),
+];
+
+/// Prometheus text being written.
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}")
+            .expect("writing to a String");
+    }
+
+    fn sample(&mut self, name: &str, labels: &str, value: u64) {
+        match labels.is_empty() {
+            true => writeln!(self.0, "{name} {value}"),
+            false => writeln!(self.0, "{name}{{{labels}}} {value}"),
+        }
+        .expect("writing to a String");
+    }
+
+    /// A family with one sample per subject (its labels) and part (its
+    /// extra label).
+    fn parts<T>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        subjects: &[(&str, &T)],
+        parts: Parts<T>,
+    ) {
+        self.family(name, kind, help);
+        for (labels, subject) in subjects {
+            for (part, figure) in parts {
+                let labels = match part.is_empty() {
+                    true => labels.to_string(),
+                    false => format!("{labels},{part}"),
+                };
+                self.sample(name, &labels, figure(subject));
+            }
+        }
+    }
+}
 
 /// The dashboard page, embedded so the binary needs nothing beside it.
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -554,9 +569,13 @@ mod tests {
         board.header().record_death(&DeathRecord {
             position: 1,
             pid: 77,
-            signal: Some(libc::SIGSEGV),
-            core_dumped: true,
-            ..DeathRecord::default()
+            how: crate::master::Death::Signaled {
+                signal: libc::SIGSEGV,
+                core_dumped: true,
+            },
+            at_ms: 0,
+            uptime_ms: 0,
+            requests: 0,
         });
         let config = ConfigView::new(&crate::config::defaults());
         let status = Status::collect(&board, &config);

@@ -22,6 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 
+use crate::master::Death;
+
 /// Most serving threads a slot tracks (the config's limit on `threads`).
 pub const MAX_SERVING_THREADS: usize = 1024;
 
@@ -173,14 +175,12 @@ impl Drop for BusyGuard {
 pub const DEATHS_KEPT: usize = 32;
 
 /// One worker death, as the master recorded it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeathRecord {
     pub position: u32,
     pub pid: i32,
-    /// The exit code, or the signal that killed it.
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub core_dumped: bool,
+    /// How it ended: the exit code, or the signal that killed it.
+    pub how: Death,
     pub at_ms: u64,
     pub uptime_ms: u64,
     pub requests: u64,
@@ -237,15 +237,18 @@ impl Header {
         shared.number.store(n.wrapping_add(1), Ordering::Relaxed);
         shared.position.store(death.position, Ordering::Relaxed);
         shared.pid.store(death.pid, Ordering::Relaxed);
-        shared
-            .code
-            .store(death.code.unwrap_or(-1), Ordering::Relaxed);
-        shared
-            .signal
-            .store(death.signal.unwrap_or(0), Ordering::Relaxed);
+        let (code, signal, core_dumped) = match death.how {
+            Death::Exited(code) => (code, 0, false),
+            Death::Signaled {
+                signal,
+                core_dumped,
+            } => (-1, signal, core_dumped),
+        };
+        shared.code.store(code, Ordering::Relaxed);
+        shared.signal.store(signal, Ordering::Relaxed);
         shared
             .core_dumped
-            .store(death.core_dumped as u32, Ordering::Relaxed);
+            .store(core_dumped as u32, Ordering::Relaxed);
         shared.at_ms.store(death.at_ms, Ordering::Relaxed);
         shared.uptime_ms.store(death.uptime_ms, Ordering::Relaxed);
         shared.requests.store(death.requests, Ordering::Relaxed);
@@ -285,9 +288,13 @@ fn read_death(shared: &SharedDeath, n: u64) -> Option<DeathRecord> {
         let record = DeathRecord {
             position: shared.position.load(Ordering::Relaxed),
             pid: shared.pid.load(Ordering::Relaxed),
-            code: (code >= 0).then_some(code),
-            signal: (signal > 0).then_some(signal),
-            core_dumped: shared.core_dumped.load(Ordering::Relaxed) != 0,
+            how: match signal {
+                0 => Death::Exited(code),
+                signal => Death::Signaled {
+                    signal,
+                    core_dumped: shared.core_dumped.load(Ordering::Relaxed) != 0,
+                },
+            },
             at_ms: shared.at_ms.load(Ordering::Relaxed),
             uptime_ms: shared.uptime_ms.load(Ordering::Relaxed),
             requests: shared.requests.load(Ordering::Relaxed),
@@ -433,11 +440,18 @@ mod tests {
         let board = Scoreboard::new(1).unwrap();
         let header = board.header();
         assert!(header.recent_deaths().is_empty());
+        let killed = Death::Signaled {
+            signal: 6,
+            core_dumped: false,
+        };
         for pid in 1..=(DEATHS_KEPT as i32 + 3) {
             header.record_death(&DeathRecord {
+                position: 0,
                 pid,
-                signal: Some(6),
-                ..DeathRecord::default()
+                how: killed,
+                at_ms: 0,
+                uptime_ms: 0,
+                requests: 0,
             });
         }
         let deaths = header.recent_deaths();
@@ -445,7 +459,7 @@ mod tests {
         assert_eq!(deaths.len(), DEATHS_KEPT);
         assert_eq!(deaths[0].pid, DEATHS_KEPT as i32 + 3);
         assert_eq!(deaths[DEATHS_KEPT - 1].pid, 4);
-        assert_eq!((deaths[0].code, deaths[0].signal), (None, Some(6)));
+        assert_eq!(deaths[0].how, killed);
         // A reader that counted before the newest death went in must not
         // take the newest for the oldest one it expected in that place.
         let place = &header.deaths[(DEATHS_KEPT + 2) % DEATHS_KEPT];

@@ -349,16 +349,7 @@ both_modes!(cards_follow_the_workers_through_a_respawn, |mode| {
 
     // SAFETY: kill(2) on a worker of our own server.
     unsafe { libc::kill(victim, libc::SIGKILL) };
-    let mut now = Vec::new();
-    let respawned = wait_until(DEADLINE, || {
-        now = server.workers();
-        now.len() == 2 && !now.contains(&victim)
-    });
-    assert!(
-        respawned,
-        "no respawn: workers {now:?}; log:\n{}",
-        server.log()
-    );
+    let now = server.wait_for_replacement(victim, 2);
     assert!(
         now.contains(&survivor),
         "the other worker must be untouched"

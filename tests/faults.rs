@@ -72,15 +72,7 @@ fn fatal_fault(mode: &str, fault: &str, death: &str) {
     // ...and the other worker's connections don't notice.
     assert_eq!(survivor.get("/hello.txt").status, 200);
     server.wait_for_log(&format!("(pid {victim}) {death}"));
-    let replaced = wait_until(DEADLINE, || {
-        let workers = server.workers();
-        workers.len() == 2 && !workers.contains(&victim)
-    });
-    assert!(
-        replaced,
-        "no replacement for {victim}; log:\n{}",
-        server.log()
-    );
+    server.wait_for_replacement(victim, 2);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "replacement took {:?}",
@@ -162,11 +154,7 @@ both_modes!(a_hang_is_caught_by_the_watchdog, |mode| {
         "the hung request can't be answered"
     );
     assert_eq!(survivor.get("/hello.txt").status, 200);
-    let replaced = wait_until(DEADLINE, || {
-        let workers = server.workers();
-        workers.len() == 2 && !workers.contains(&victim)
-    });
-    assert!(replaced, "log:\n{}", server.log());
+    server.wait_for_replacement(victim, 2);
     assert!(zombies_of(server.pid()).is_empty());
 });
 
@@ -177,11 +165,7 @@ both_modes!(a_leak_past_max_rss_recycles_the_worker, |mode| {
     let leaker = whose(&mut client);
     assert_eq!(client.get("/-/fault/leak?mb=100").status, 200);
     server.wait_for_log(&format!("(pid {leaker}): RSS"));
-    let recycled = wait_until(DEADLINE, || {
-        let now = server.workers();
-        now.len() == 2 && !now.contains(&leaker)
-    });
-    assert!(recycled, "log:\n{}", server.log());
+    server.wait_for_replacement(leaker, 2);
     // The other worker was not touched.
     let other = workers.iter().find(|&&p| p != leaker).unwrap();
     assert!(server.workers().contains(other));

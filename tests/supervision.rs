@@ -13,16 +13,7 @@ both_modes!(a_killed_worker_is_respawned_and_logged, |mode| {
     let before = server.wait_for_workers(2);
     // SAFETY: kill(2) on a worker of our own server.
     unsafe { libc::kill(before[0], libc::SIGKILL) };
-    let mut after = Vec::new();
-    let respawned = wait_until(DEADLINE, || {
-        after = server.workers();
-        after.len() == 2 && !after.contains(&before[0])
-    });
-    assert!(
-        respawned,
-        "workers before {before:?}, now {after:?}; log:\n{}",
-        server.log()
-    );
+    let after = server.wait_for_replacement(before[0], 2);
     assert!(
         after.contains(&before[1]),
         "the other worker must be untouched"

@@ -185,11 +185,7 @@ impl Master {
                 }
             }
             if self.signals.take(SIGHUP) {
-                if self.stopping.is_some() {
-                    log::info!("ignoring SIGHUP: stopping");
-                } else {
-                    self.reload(now);
-                }
+                self.reload(now);
             }
             if self.signals.take(SIGTTIN) {
                 self.resize(self.target + 1);
@@ -255,15 +251,7 @@ impl Master {
             self.scoreboard.header().record_death(&DeathRecord {
                 position: worker.position as u32,
                 pid: pid.as_raw(),
-                code: death.code(),
-                signal: death.signal(),
-                core_dumped: matches!(
-                    death,
-                    Death::Signaled {
-                        core_dumped: true,
-                        ..
-                    }
-                ),
+                how: death,
                 at_ms: crate::scoreboard::now_ms(),
                 uptime_ms: uptime.as_millis() as u64,
                 requests,
@@ -381,7 +369,12 @@ impl Master {
 
     /// SIGHUP: re-read the config file; on success retire every worker in
     /// favour of one started with the new config. A bad file changes nothing.
+    /// Ignored while stopping (it would start workers the stop must end).
     fn reload(&mut self, now: Instant) {
+        if self.stopping.is_some() {
+            log::info!("ignoring SIGHUP: stopping");
+            return;
+        }
         let mut config = match crate::config::reload(&self.config, &self.cli) {
             Ok(config) => config,
             Err(err) => {

@@ -196,6 +196,22 @@ impl Server {
         pids
     }
 
+    /// Waits until worker `gone` has been replaced: `n` workers again, `gone`
+    /// not among them. Returns their pids.
+    pub fn wait_for_replacement(&self, gone: i32, n: usize) -> Vec<i32> {
+        let mut pids = Vec::new();
+        let ok = wait_until(DEADLINE, || {
+            pids = self.workers();
+            pids.len() == n && !pids.contains(&gone)
+        });
+        assert!(
+            ok,
+            "no replacement for {gone}: workers {pids:?}; log:\n{}",
+            self.log()
+        );
+        pids
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(self.pid(), signal) };
