@@ -447,6 +447,31 @@ impl Client {
         self.buf.is_empty() && self.fill() == 0
     }
 
+    /// Waits (discarding whatever arrives) until the server closes the
+    /// connection; false if it is still open after `limit`.
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        self.buf.clear();
+        let deadline = Instant::now() + limit;
+        let mut chunk = [0u8; 64 * 1024];
+        let closed = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            self.stream
+                .set_read_timeout(Some(left.min(Duration::from_millis(50))))
+                .unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => break true, // reset: closed too
+            }
+        };
+        self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        closed
+    }
+
     fn fill(&mut self) -> usize {
         let mut chunk = [0u8; 64 * 1024];
         match self.stream.read(&mut chunk) {
@@ -518,33 +543,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Client {
-    /// Waits (discarding whatever arrives) until the server closes the
-    /// connection; false if it is still open after `limit`.
-    pub fn closed_within(&mut self, limit: Duration) -> bool {
-        self.buf.clear();
-        let deadline = Instant::now() + limit;
-        let mut chunk = [0u8; 64 * 1024];
-        let closed = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break false;
-            }
-            self.stream
-                .set_read_timeout(Some(left.min(Duration::from_millis(50))))
-                .unwrap();
-            match self.stream.read(&mut chunk) {
-                Ok(0) => break true,
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => {}
-                Err(_) => break true, // reset: closed too
-            }
-        };
-        self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        closed
     }
 }
 
