@@ -4,13 +4,10 @@
 
 pub mod cli;
 pub mod config;
-pub mod faults;
+pub mod death;
+pub mod handlers;
 pub mod http;
 pub mod master;
-pub mod observe;
-pub mod router;
 pub mod scoreboard;
 pub mod signals;
-pub mod static_files;
-pub mod work;
 pub mod worker;

@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 
-use crate::master::Death;
+use crate::death::Death;
 
 /// Most serving threads a slot tracks (the config's limit on `threads`).
 pub const MAX_SERVING_THREADS: usize = 1024;

@@ -32,10 +32,10 @@ use nix::unistd::{Pid, getpid};
 
 use crate::cli::Cli;
 use crate::config::Config;
+use crate::death::Death;
 use crate::scoreboard::{DeathRecord, Scoreboard, SlotState};
 use crate::signals::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SignalSet};
 use crate::worker::{EXIT_BOOT_FAILURE, WorkerSpec};
-pub use reap::Death;
 
 /// Most workers at once (also the scoreboard's size, with room for
 /// replacements that overlap the workers they replace).

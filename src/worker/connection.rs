@@ -47,11 +47,11 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::config::Config;
+use crate::handlers::Router;
 use crate::http::body::BodyReader;
 use crate::http::date::with_http_date;
 use crate::http::request::{check_partial_head, find_head_end, parse_head};
 use crate::http::{Body, Method, Request, RequestError, Response};
-use crate::router::Router;
 use crate::scoreboard::{Scoreboard, Slot};
 
 /// Bodies up to this size are copied into the write buffer (one `write` for

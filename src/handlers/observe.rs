@@ -569,7 +569,7 @@ mod tests {
         board.header().record_death(&DeathRecord {
             position: 1,
             pid: 77,
-            how: crate::master::Death::Signaled {
+            how: crate::death::Death::Signaled {
                 signal: libc::SIGSEGV,
                 core_dumped: true,
             },

@@ -6,14 +6,19 @@
 //! methods they support. Both worker architectures call [`Router::handle`];
 //! it must be `Sync` and must not block on anything but the handler's work.
 
+pub mod faults;
+pub mod observe;
+pub mod static_files;
+pub mod work;
+
 use std::io;
 
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
-use crate::observe::ConfigView;
 use crate::scoreboard::Scoreboard;
-use crate::static_files::StaticFiles;
-use crate::work::{Identity, SharedCache};
+use observe::ConfigView;
+use static_files::StaticFiles;
+use work::{Identity, SharedCache};
 
 /// The prefix of every endpoint that is not a static file.
 pub const RESERVED_PREFIX: &str = "/-/";
@@ -74,10 +79,10 @@ impl Router {
         let (section, name) = path.split_once('/').unwrap_or((path, ""));
         let found = match section {
             "" | "status" | "metrics" if name.is_empty() => {
-                crate::observe::handle(section, &self.board, &self.config)
+                observe::handle(section, &self.board, &self.config)
             }
-            "work" => crate::work::handle(name, req, &self.who, &self.cache),
-            "fault" if self.faults => crate::faults::inject(name, req, &self.who, &self.cache),
+            "work" => work::handle(name, req, &self.who, &self.cache),
+            "fault" if self.faults => faults::inject(name, req, &self.who, &self.cache),
             _ => None,
         };
         found.unwrap_or_else(|| Response::error(404))

@@ -19,9 +19,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::handlers::work::{Identity, SharedCache, param, report};
 use crate::http::Response;
 use crate::http::request::Request;
-use crate::work::{Identity, SharedCache, param, report};
 
 /// Most memory one `leak` request may leak.
 pub const MAX_LEAK_MB: u64 = 1024;
