@@ -123,8 +123,12 @@ impl std::error::Error for ConfigError {}
 // Limits and defaults (the defaults are the anchors' values: see design.md)
 // ---------------------------------------------------------------------------
 
-const MAX_WORKERS: i64 = 512;
-const THREADS: RangeInclusive<i64> = 1..=1024;
+/// Most worker processes; the master sizes the scoreboard from it.
+pub const MAX_WORKERS: usize = 512;
+/// Most serving threads per worker; the scoreboard has a row for each.
+pub const MAX_THREADS: usize = 1024;
+const WORKERS: RangeInclusive<i64> = 1..=MAX_WORKERS as i64;
+const THREADS: RangeInclusive<i64> = 1..=MAX_THREADS as i64;
 const BACKLOG: RangeInclusive<i64> = 1..=65535;
 const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
 const MAX_HEADER_BYTES: RangeInclusive<u64> = 1024..=1024 * 1024;
@@ -163,7 +167,7 @@ pub fn defaults() -> Config {
 /// `workers = "auto"`: one worker per CPU this process may run on.
 fn auto_workers() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cpus.min(MAX_WORKERS as usize)
+    cpus.min(MAX_WORKERS)
 }
 
 // ---------------------------------------------------------------------------
@@ -601,7 +605,7 @@ fn listen_value(v: &Value) -> Result<SocketAddr, String> {
 
 fn workers_value(v: &Value) -> Result<usize, String> {
     match v {
-        Value::Integer(n) => Ok(in_range(*n, &(1..=MAX_WORKERS))? as usize),
+        Value::Integer(n) => Ok(in_range(*n, &WORKERS)? as usize),
         Value::String(s) => parse_workers(s),
         _ => Err(format!(
             "expected a number of workers or \"auto\", found {}",
@@ -618,7 +622,7 @@ fn parse_workers(s: &str) -> Result<usize, String> {
     let n: i64 = s.trim().parse().map_err(|_| {
         format!("expected a number of workers (1 to {MAX_WORKERS}) or \"auto\", found \"{s}\"")
     })?;
-    Ok(in_range(n, &(1..=MAX_WORKERS))? as usize)
+    Ok(in_range(n, &WORKERS)? as usize)
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {

@@ -25,7 +25,7 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 use crate::death::Death;
 
 /// Most serving threads a slot tracks (the config's limit on `threads`).
-pub const MAX_SERVING_THREADS: usize = 1024;
+pub const MAX_SERVING_THREADS: usize = crate::config::MAX_THREADS;
 
 thread_local! {
     /// This thread's index in `busy_since_mono_ms`.

@@ -31,15 +31,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, getpid};
 
 use crate::cli::Cli;
-use crate::config::Config;
+use crate::config::{Config, MAX_WORKERS};
 use crate::death::Death;
 use crate::scoreboard::{DeathRecord, Scoreboard, SlotState};
 use crate::signals::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SignalSet};
 use crate::worker::{EXIT_BOOT_FAILURE, WorkerSpec};
 
-/// Most workers at once (also the scoreboard's size, with room for
-/// replacements that overlap the workers they replace).
-pub const MAX_WORKERS: usize = 512;
 /// A worker that dies sooner than this after its spawn counts as crash-looping.
 const STABLE_UPTIME: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
