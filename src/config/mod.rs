@@ -10,7 +10,7 @@
 //! 3. the flags: `ROOT`, `--listen`, `--workers`, `--mode`, `--threads`,
 //!    `--faults`.
 //!
-//! [`load`] builds a [`Config`] at start-up; [`reload`] builds a fresh one
+//! [`load`] builds a [`Config`] at start-up; `reload` builds a fresh one
 //! for SIGHUP from the same file and flags. Neither touches the network or
 //! the process: the only I/O is reading the file and checking the root.
 //!

@@ -8,7 +8,7 @@
 //! The typed values ([`Timeout`], [`ByteSize`], [`Listen`], …) are what the
 //! file layer deserializes each key into. Their `Deserialize` impls go
 //! through a `toml::Value`, so a wrong type and a bad string get the same
-//! kind of message, ours: "expected …, found <the value as written>".
+//! kind of message, ours: "expected …, found " and the value as written.
 //! Range checks that depend on the key stay with the key, in `file`.
 
 use std::fmt;
