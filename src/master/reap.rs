@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use crate::death::Death;
 
 /// Every child that has ended since the last call, without blocking.
-pub fn reap_all() -> Vec<(Pid, Death)> {
+pub(crate) fn reap_all() -> Vec<(Pid, Death)> {
     let mut dead = Vec::new();
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {

@@ -10,7 +10,10 @@ use crate::signals::{self, SignalSet};
 use crate::worker::{self, WorkerSpec};
 
 /// Forks a child that runs `spec` as a worker; returns its pid.
-pub fn fork_worker(mut spec: WorkerSpec<'_>, master_signals: &SignalSet) -> std::io::Result<Pid> {
+pub(crate) fn fork_worker(
+    mut spec: WorkerSpec<'_>,
+    master_signals: &SignalSet,
+) -> std::io::Result<Pid> {
     // Signals stay blocked across the fork until the child has its own
     // handlers (see `signals::block_all`).
     let mask = signals::block_all()?;
