@@ -3,7 +3,8 @@
 //! Everything that is not a user's file lives under the reserved `/-/`
 //! prefix (the convention GitLab uses), so a site's own paths never collide
 //! with forkpool's. Method rules live here too, so handlers only ever see
-//! methods they support. Both worker architectures call [`Router::handle`];
+//! methods they support. Both worker architectures call the router through
+//! [`Handler`](crate::http::Handler) (the master hands it to each worker);
 //! it must be `Sync` and must not block on anything but the handler's work.
 
 pub mod faults;
@@ -25,7 +26,7 @@ pub const RESERVED_PREFIX: &str = "/-/";
 
 const STATIC_ALLOW: &str = "GET, HEAD, OPTIONS";
 
-pub struct Router {
+pub(crate) struct Router {
     files: StaticFiles,
     who: Identity,
     cache: SharedCache,
@@ -35,13 +36,14 @@ pub struct Router {
 }
 
 impl Router {
-    /// The router of worker number `worker`.
-    pub fn new(config: &Config, worker: usize, board: Scoreboard) -> io::Result<Router> {
+    /// The router of the worker at `position`. It opens the root, so it is
+    /// built in the worker, after `fork`; an error is a boot failure.
+    pub(crate) fn new(config: &Config, position: usize, board: Scoreboard) -> io::Result<Router> {
         Ok(Router {
             files: StaticFiles::open(&config.root)?,
             who: Identity {
                 pid: std::process::id(),
-                worker,
+                worker: position,
                 mode: config.mode,
             },
             cache: SharedCache::default(),
@@ -50,8 +52,10 @@ impl Router {
             config: ConfigView::new(config),
         })
     }
+}
 
-    pub fn handle(&self, req: &Request) -> Response {
+impl crate::http::Handler for Router {
+    fn handle(&self, req: &Request) -> Response {
         if req.target == "*" {
             return match req.method {
                 Method::Options => allow(Response::new(204, crate::http::Body::Empty)),
@@ -68,7 +72,9 @@ impl Router {
             _ => allow(Response::error(405)),
         }
     }
+}
 
+impl Router {
     /// The `/-/` space: the dashboard, status and metrics, workloads, and
     /// faults when enabled.
     fn reserved(&self, req: &Request) -> Response {

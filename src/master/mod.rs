@@ -259,7 +259,7 @@ impl Master {
         let slot_ref = self.scoreboard.slot(slot);
         slot_ref.reset_for_spawn(position);
         let spec = WorkerSpec {
-            index: position,
+            position,
             config: &self.config,
             listener: &self.listener,
             scoreboard: self.scoreboard,

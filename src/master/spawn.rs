@@ -1,11 +1,13 @@
 //! Forking one worker.
 //!
 //! The only `fork` in forkpool. The child never returns into the master's
-//! code: it forgets the master's signal handlers, runs the worker and exits
-//! with the worker's code.
+//! code: it forgets the master's signal handlers, runs the worker with the
+//! application it serves (the [`Router`], built in the child: it opens the
+//! root) and exits with the worker's code.
 
 use nix::unistd::{ForkResult, Pid, fork};
 
+use crate::handlers::Router;
 use crate::signals::{self, SignalSet};
 use crate::worker::{self, WorkerSpec};
 
@@ -32,7 +34,7 @@ pub(crate) fn fork_worker(
             // First, before anything can deliver a signal to the wrong
             // handler: drop the master's signal actions.
             master_signals.forget();
-            let code = worker::run(spec);
+            let code = worker::run(spec, Router::new);
             std::process::exit(code);
         }
     }
