@@ -7,19 +7,20 @@
 //! [`Handler`](crate::http::Handler) (the master hands it to each worker);
 //! it must be `Sync` and must not block on anything but the handler's work.
 
-pub mod faults;
-pub mod observe;
+mod faults;
+mod lab;
+mod observe;
 pub mod static_files;
-pub mod work;
+mod work;
 
 use std::io;
 
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
 use crate::scoreboard::Scoreboard;
+use lab::{Identity, SharedCache};
 use observe::ConfigView;
 use static_files::StaticFiles;
-use work::{Identity, SharedCache};
 
 /// The prefix of every endpoint that is not a static file.
 pub const RESERVED_PREFIX: &str = "/-/";
