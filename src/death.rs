@@ -8,25 +8,25 @@ use std::fmt;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Death {
+pub(crate) enum Death {
     Exited(i32),
     Signaled { signal: i32, core_dumped: bool },
 }
 
 impl Death {
     /// A clean exit: code 0.
-    pub fn is_clean(self) -> bool {
+    pub(crate) fn is_clean(self) -> bool {
         self == Death::Exited(0)
     }
 
-    pub fn code(self) -> Option<i32> {
+    pub(crate) fn code(self) -> Option<i32> {
         match self {
             Death::Exited(code) => Some(code),
             Death::Signaled { .. } => None,
         }
     }
 
-    pub fn signal(self) -> Option<i32> {
+    pub(crate) fn signal(self) -> Option<i32> {
         match self {
             Death::Exited(_) => None,
             Death::Signaled { signal, .. } => Some(signal),

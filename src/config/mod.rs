@@ -37,7 +37,7 @@ use values::{auto_workers, in_range, parse_listen, parse_mode, parse_workers};
 
 /// The architecture of every worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// One thread per worker running a mio event loop (nginx).
     Process,
     /// The worker's main thread runs the loop; a pool of threads serves requests (gunicorn gthread).

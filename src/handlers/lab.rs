@@ -21,8 +21,8 @@ const CACHE_SLOTS: usize = 4096;
 pub(crate) struct Identity {
     pub(crate) pid: u32,
     /// The worker's position (the JSON field `worker`, a contract with
-    /// scripts; the Router builds this, so the field keeps that name too).
-    pub(crate) worker: usize,
+    /// scripts and tests).
+    pub(crate) position: usize,
     pub(crate) mode: Mode,
 }
 
@@ -93,7 +93,7 @@ pub(crate) fn report(
     let answer = Report {
         work,
         pid: who.pid,
-        worker: who.worker,
+        worker: who.position,
         thread: thread.name().unwrap_or("main"),
         mode: who.mode.name(),
         // Microsecond resolution is all a load test can use.
@@ -147,7 +147,7 @@ pub(crate) mod test_support {
     pub(crate) fn who(mode: Mode) -> Identity {
         Identity {
             pid: 1,
-            worker: 0,
+            position: 0,
             mode,
         }
     }

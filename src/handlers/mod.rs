@@ -10,7 +10,7 @@
 mod faults;
 mod lab;
 mod observe;
-pub mod static_files;
+pub(crate) mod static_files;
 mod work;
 
 use std::io;
@@ -23,7 +23,7 @@ use observe::ConfigView;
 use static_files::StaticFiles;
 
 /// The prefix of every endpoint that is not a static file.
-pub const RESERVED_PREFIX: &str = "/-/";
+pub(crate) const RESERVED_PREFIX: &str = "/-/";
 
 const STATIC_ALLOW: &str = "GET, HEAD, OPTIONS";
 
@@ -44,7 +44,7 @@ impl Router {
             files: StaticFiles::open(&config.root)?,
             who: Identity {
                 pid: std::process::id(),
-                worker: position,
+                position,
                 mode: config.mode,
             },
             cache: SharedCache::default(),

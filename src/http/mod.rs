@@ -5,13 +5,13 @@
 //! sockets is `worker::connection`'s job. [`Handler`] is the one interface
 //! between the engine and the application that answers requests.
 
-pub mod body;
-pub mod date;
-pub mod request;
-pub mod response;
+pub(crate) mod body;
+pub(crate) mod date;
+pub(crate) mod request;
+pub(crate) mod response;
 
-pub use request::{Method, Request, RequestError};
-pub use response::{Body, Response};
+pub(crate) use request::{Method, Request, RequestError};
+pub(crate) use response::{Body, Response};
 
 /// What answers requests: the application a worker serves. The engine
 /// (`worker`) knows only this trait; whoever starts a worker builds the
