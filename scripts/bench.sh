@@ -7,14 +7,18 @@
 #   scripts/bench.sh [--duration SECS] [--rounds N] [--connections N]
 #                    [--workers N] [--threads N] [--pool-workers N]
 #                    [--tool wrk|oha] [--server-cpus LIST] [--load-cpus LIST]
+#                    [--baseline BIN]
 #
 # Defaults: 5 s x 5 rounds, 64 connections; process mode with 2 workers,
 # thread mode with 1 worker x 4 threads, nginx with 2 workers. Traffic goes
 # to 127.0.0.1 only. Prints a table; writes nothing outside a temp dir.
+# --baseline BIN adds the same two forkpool configurations run from another
+# build (say, the last release of main), interleaved with the others, so a
+# change is measured against its base in one run.
 set -euo pipefail
 
 duration=5 rounds=5 connections=64 workers=2 threads=4 pool_workers=1
-tool="" server_cpus="" load_cpus=""
+tool="" server_cpus="" load_cpus="" baseline=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -26,7 +30,8 @@ while [ $# -gt 0 ]; do
     --tool) tool=$2; shift 2 ;;
     --server-cpus) server_cpus=$2; shift 2 ;;
     --load-cpus) load_cpus=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --baseline) baseline=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -72,8 +77,10 @@ access_log = false
 EOF
 
 # start_forkpool NAME ARGS...: starts it, records NAME=PORT in $work/ports.
+# FORKPOOL_BIN overrides the binary (the baseline's).
 start_forkpool() {
   local name=$1; shift
+  local bin=${FORKPOOL_BIN:-$bin}
   # Created before the server starts, so the readiness poll can't race it.
   : > "$work/$name.out"
   "${pin_server[@]}" "$bin" "$work/site" --config "$work/forkpool.toml" --listen 127.0.0.1:0 "$@" \
@@ -119,6 +126,10 @@ EOF
 
 start_forkpool process --mode process --workers "$workers"
 start_forkpool thread --mode thread --workers "$pool_workers" --threads "$threads"
+if [ -n "$baseline" ]; then
+  FORKPOOL_BIN=$baseline start_forkpool base-process --mode process --workers "$workers"
+  FORKPOOL_BIN=$baseline start_forkpool base-thread --mode thread --workers "$pool_workers" --threads "$threads"
+fi
 if command -v nginx >/dev/null; then start_nginx; fi
 
 # load NAME PORT ROUND: one measurement, raw output kept for parsing.
@@ -170,10 +181,10 @@ for name in names:
     runs = [parse(p) for p in sorted(glob.glob(os.path.join(work, f"{name}.*.{tool}")))]
     rows[name] = [statistics.median(col) for col in zip(*runs)] + [[r[0] for r in runs]]
 print()
-print(f"{'server':<10} {'req/s (median)':>15} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   rounds req/s")
+print(f"{'server':<13} {'req/s (median)':>15} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   rounds req/s")
 for name in names:
     rps, p50, p99, err, all_rps = rows[name]
-    print(f"{name:<10} {rps:>15,.0f} {p50:>8.2f} {p99:>8.2f} {err:>7.0f}   " + " ".join(f"{r:,.0f}" for r in all_rps))
+    print(f"{name:<13} {rps:>15,.0f} {p50:>8.2f} {p99:>8.2f} {err:>7.0f}   " + " ".join(f"{r:,.0f}" for r in all_rps))
 print()
 def ratio(a, b):
     if a in rows and b in rows:
@@ -181,4 +192,6 @@ def ratio(a, b):
 ratio("process", "nginx")
 ratio("thread", "nginx")
 ratio("thread", "process")
+ratio("process", "base-process")
+ratio("thread", "base-thread")
 PY

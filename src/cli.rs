@@ -34,31 +34,31 @@ Signals (send them to the master):
 pub struct Cli {
     /// Directory to serve [default: .]
     #[arg(value_name = "ROOT", value_hint = clap::ValueHint::DirPath)]
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
 
     /// Read settings from this TOML file (see config/forkpool.toml)
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Address to listen on: IP:PORT, [IPv6]:PORT, localhost:PORT or PORT; port 0 picks a free one [default: 127.0.0.1:8080]
     #[arg(short, long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    pub(crate) listen: Option<String>,
 
     /// Number of worker processes, or "auto" for one per CPU [default: auto]
     #[arg(short, long, value_name = "N|auto")]
-    pub workers: Option<String>,
+    pub(crate) workers: Option<String>,
 
     /// Worker architecture: "process" (one event loop) or "thread" (loop + thread pool) [default: process]
     #[arg(long, value_name = "process|thread")]
-    pub mode: Option<String>,
+    pub(crate) mode: Option<String>,
 
     /// Pool threads per worker in thread mode, 1 to 1024 [default: 8]
     #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
 
     /// Enable the fault-injection endpoints under /-/fault/ (loopback only)
     #[arg(long)]
-    pub faults: bool,
+    pub(crate) faults: bool,
 }
 
 #[cfg(test)]

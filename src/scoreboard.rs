@@ -22,10 +22,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 
-use crate::master::Death;
+use crate::death::Death;
 
 /// Most serving threads a slot tracks (the config's limit on `threads`).
-pub const MAX_SERVING_THREADS: usize = 1024;
+pub const MAX_SERVING_THREADS: usize = crate::config::MAX_THREADS;
 
 thread_local! {
     /// This thread's index in `busy_since_mono_ms`.
@@ -319,6 +319,7 @@ pub struct Scoreboard {
 // SAFETY: the mapping holds atomics only; sharing them between threads is
 // what atomics are for.
 unsafe impl Send for Scoreboard {}
+// SAFETY: as for `Send`: every access through it is to atomics.
 unsafe impl Sync for Scoreboard {}
 
 impl Scoreboard {
@@ -356,14 +357,6 @@ impl Scoreboard {
     pub fn header(&self) -> &'static Header {
         // SAFETY: the mapping lives (unmapped never) for the rest of the process.
         unsafe { &*self.header.as_ptr() }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Slot `index`. Panics on an out-of-range index (a bug in the master).

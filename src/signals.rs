@@ -20,12 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use signal_hook::SigId;
 
-pub use signal_hook::consts::signal::{
-    SIGABRT, SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGSEGV, SIGTERM, SIGTTIN, SIGTTOU,
+pub(crate) use signal_hook::consts::signal::{
+    SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU,
 };
 
 /// A set of signals delivered as flags plus a readable file descriptor.
-pub struct SignalSet {
+pub(crate) struct SignalSet {
     flags: Vec<(i32, Arc<AtomicBool>)>,
     ids: Vec<SigId>,
     wake_read: UnixStream,
@@ -33,7 +33,7 @@ pub struct SignalSet {
 
 impl SignalSet {
     /// Installs flag + self-pipe handlers for `signals`.
-    pub fn register(signals: &[i32]) -> io::Result<SignalSet> {
+    pub(crate) fn register(signals: &[i32]) -> io::Result<SignalSet> {
         let (wake_read, wake_write) = UnixStream::pair()?;
         wake_read.set_nonblocking(true)?;
         // A full pipe must never block a handler: the pending byte already
@@ -60,7 +60,7 @@ impl SignalSet {
     }
 
     /// Empties the self-pipe; call when its fd polls readable.
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         let mut sink = [0u8; 64];
         loop {
             match (&self.wake_read).read(&mut sink) {
@@ -72,7 +72,7 @@ impl SignalSet {
     }
 
     /// Whether `signal` arrived since the last call (clears the flag).
-    pub fn take(&self, signal: i32) -> bool {
+    pub(crate) fn take(&self, signal: i32) -> bool {
         self.flags
             .iter()
             .find(|(s, _)| *s == signal)
@@ -85,7 +85,7 @@ impl SignalSet {
     /// these signals are ignored until something registers them again: right
     /// for a worker, which gets SIGINT from the terminal's Ctrl+C along with
     /// the master and must leave the stopping to the master.
-    pub fn forget(&self) {
+    pub(crate) fn forget(&self) {
         for &id in &self.ids {
             signal_hook::low_level::unregister(id);
         }
@@ -110,20 +110,20 @@ impl AsRawFd for SignalSet {
 /// worker before it has installed its own handlers stays pending instead of
 /// hitting the master's (already forgotten) ones and being lost; the worker
 /// restores the mask once its handlers are in place.
-pub fn block_all() -> io::Result<SigSet> {
+pub(crate) fn block_all() -> io::Result<SigSet> {
     let mut old = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
     Ok(old)
 }
 
 /// Restores a mask saved by [`block_all`]; pending signals are delivered now.
-pub fn restore_mask(mask: &SigSet) -> io::Result<()> {
+pub(crate) fn restore_mask(mask: &SigSet) -> io::Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None)?;
     Ok(())
 }
 
 /// "SIGSEGV" for 11, and so on, for log lines.
-pub fn name(signal: i32) -> String {
+pub(crate) fn name(signal: i32) -> String {
     signal_hook::low_level::signal_name(signal)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("signal {signal}"))

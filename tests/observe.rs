@@ -147,7 +147,10 @@ both_modes!(a_death_is_recorded_with_its_cause, |mode| {
 both_modes!(a_busy_thread_shows_in_status, |mode| {
     // One worker spends 1.5 s in a request (its loop thread in process
     // mode, one pool thread in thread mode); the other reports on it.
-    let server = Server::start(mode, &["--threads", "2"]);
+    // Spreading connections over both workers can take a while on a busy
+    // machine: don't let the first one time out as idle meanwhile.
+    let config = write_config("keepalive_timeout = \"60s\"\n");
+    let server = Server::start(mode, &["--threads", "2", "--config", &config]);
     server.wait_for_workers(2);
     let mut by_pid: std::collections::HashMap<i32, Client> = Default::default();
     let spread = wait_until(DEADLINE, || {

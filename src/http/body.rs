@@ -17,11 +17,11 @@
 use super::request::{BodyFraming, RequestError};
 
 /// Longest chunk-size line (size, extensions) or trailer line we accept.
-pub const MAX_CHUNK_LINE: u64 = 4096;
+pub(crate) const MAX_CHUNK_LINE: u64 = 4096;
 /// Most chunk-extension bytes in one body, all chunks together (hyper's
 /// limit): one-byte chunks with long extensions are otherwise bounded only
 /// by `max_body_bytes` times [`MAX_CHUNK_LINE`].
-pub const MAX_EXTENSION_BYTES: u64 = 16 * 1024;
+pub(crate) const MAX_EXTENSION_BYTES: u64 = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -58,7 +58,7 @@ enum State {
 
 /// Consumes one request body; see the module docs.
 #[derive(Debug, Clone)]
-pub struct BodyReader {
+pub(crate) struct BodyReader {
     state: State,
     /// Body bytes (data only, not framing) seen so far.
     received: u64,
@@ -74,7 +74,7 @@ impl BodyReader {
     /// A reader for `framing`, or an error if a declared length already
     /// exceeds `limit`. `trailer_limit` bounds the chunked trailer section
     /// (the connection passes `max_header_bytes`).
-    pub fn new(
+    pub(crate) fn new(
         framing: BodyFraming,
         limit: u64,
         trailer_limit: usize,
@@ -96,19 +96,19 @@ impl BodyReader {
         })
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Body data bytes (not framing) consumed so far.
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.received
     }
 
     /// Consumes body bytes from the front of `input`; returns how many were
     /// consumed. Stops at the end of the body, leaving what follows (the next
     /// pipelined request) untouched.
-    pub fn consume(&mut self, input: &[u8]) -> Result<usize, RequestError> {
+    pub(crate) fn consume(&mut self, input: &[u8]) -> Result<usize, RequestError> {
         let mut pos = 0;
         while pos < input.len() {
             match self.state {

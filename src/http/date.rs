@@ -12,7 +12,7 @@ thread_local! {
 }
 
 /// Calls `f` with the current date as an HTTP date (`Tue, 24 Nov 2026 07:30:00 GMT`).
-pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
+pub(crate) fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
     let now = SystemTime::now();
     let second = now
         .duration_since(UNIX_EPOCH)

@@ -2,12 +2,21 @@
 //!
 //! Everything here works on byte slices and plain values so it can be unit
 //! tested and shared by both worker architectures; reading and writing
-//! sockets is `worker::connection`'s job.
+//! sockets is `worker::connection`'s job. [`Handler`] is the one interface
+//! between the engine and the application that answers requests.
 
-pub mod body;
-pub mod date;
-pub mod request;
-pub mod response;
+pub(crate) mod body;
+pub(crate) mod date;
+pub(crate) mod request;
+pub(crate) mod response;
 
-pub use request::{Method, Request, RequestError};
-pub use response::{Body, Response};
+pub(crate) use request::{Method, Request, RequestError};
+pub(crate) use response::{Body, Response};
+
+/// What answers requests: the application a worker serves. The engine
+/// (`worker`) knows only this trait; whoever starts a worker builds the
+/// handler and hands it in. Every serving thread calls it at once, hence
+/// `Sync`; a panic in it is caught by the caller and answered with a 500.
+pub(crate) trait Handler: Send + Sync {
+    fn handle(&self, req: &Request) -> Response;
+}

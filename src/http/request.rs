@@ -15,13 +15,13 @@
 use std::fmt;
 
 /// Longest request line accepted (nginx's `large_client_header_buffers` size).
-pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+pub(crate) const MAX_REQUEST_LINE: usize = 8 * 1024;
 /// Most header fields in one request (httparse needs a fixed array).
-pub const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 
 /// Why a request could not be read. One `match` turns it into a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     /// Malformed syntax or framing; the reason is for the log and the body.
     BadRequest(&'static str),
     /// The request line is longer than [`MAX_REQUEST_LINE`].
@@ -30,8 +30,6 @@ pub enum RequestError {
     HeadersTooLarge,
     /// The body is larger than `max_body_bytes`.
     BodyTooLarge,
-    /// The head did not arrive within `header_timeout` (slowloris).
-    Timeout,
     /// A well-formed HTTP version we don't speak (HTTP/2.0 in HTTP/1 syntax).
     UnsupportedVersion,
     /// A transfer coding other than chunked.
@@ -41,10 +39,9 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             RequestError::BadRequest(_) => 400,
-            RequestError::Timeout => 408,
             RequestError::BodyTooLarge => 413,
             RequestError::UriTooLong => 414,
             RequestError::UnsupportedExpectation => 417,
@@ -62,7 +59,6 @@ impl fmt::Display for RequestError {
             RequestError::UriTooLong => write!(f, "request line too long"),
             RequestError::HeadersTooLarge => write!(f, "request header fields too large"),
             RequestError::BodyTooLarge => write!(f, "request body too large"),
-            RequestError::Timeout => write!(f, "request header timeout"),
             RequestError::UnsupportedVersion => write!(f, "HTTP version not supported"),
             RequestError::UnsupportedTransferCoding => write!(f, "transfer coding not supported"),
             RequestError::UnsupportedExpectation => write!(f, "expectation not supported"),
@@ -73,7 +69,7 @@ impl fmt::Display for RequestError {
 impl std::error::Error for RequestError {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Method {
+pub(crate) enum Method {
     #[default]
     Get,
     Head,
@@ -107,7 +103,7 @@ impl Method {
 
 /// How the request body is framed (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BodyFraming {
+pub(crate) enum BodyFraming {
     #[default]
     None,
     Length(u64),
@@ -117,28 +113,28 @@ pub enum BodyFraming {
 /// A parsed request head. Reused across the requests of one connection:
 /// [`parse_head`] clears it and refills the strings in place.
 #[derive(Debug, Default, Clone)]
-pub struct Request {
-    pub method: Method,
+pub(crate) struct Request {
+    pub(crate) method: Method,
     /// The method as sent, for the access log.
-    pub method_token: String,
+    pub(crate) method_token: String,
     /// The request target in origin form (`/path?query`); an absolute-form
     /// target has its scheme and authority removed.
-    pub target: String,
-    pub http10: bool,
+    pub(crate) target: String,
+    pub(crate) http10: bool,
     /// Whether the client wants the connection kept open after this request.
-    pub keep_alive: bool,
-    pub body: BodyFraming,
-    pub expect_continue: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) body: BodyFraming,
+    pub(crate) expect_continue: bool,
     /// Conditional and range headers; empty when absent.
-    pub if_none_match: String,
-    pub if_modified_since: String,
-    pub range: String,
-    pub if_range: String,
+    pub(crate) if_none_match: String,
+    pub(crate) if_modified_since: String,
+    pub(crate) range: String,
+    pub(crate) if_range: String,
 }
 
 impl Request {
     /// The path part of the target, still percent-encoded.
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         match self.target.find('?') {
             Some(i) => &self.target[..i],
             None => &self.target,
@@ -146,20 +142,20 @@ impl Request {
     }
 
     /// The query string after `?`, if any.
-    pub fn query(&self) -> Option<&str> {
+    pub(crate) fn query(&self) -> Option<&str> {
         self.target.find('?').map(|i| &self.target[i + 1..])
     }
 
     /// The value of query parameter `name`, if present (not percent-decoded:
     /// our parameters are numbers).
-    pub fn query_param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
         self.query()?.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             (key == name).then_some(value)
         })
     }
 
-    pub fn is_head(&self) -> bool {
+    pub(crate) fn is_head(&self) -> bool {
         self.method == Method::Head
     }
 }
@@ -168,7 +164,7 @@ impl Request {
 /// line (`\r\n\r\n`, or a bare `\n\n` as RFC 9112 tolerates). The search
 /// starts at `from` (minus the three bytes a terminator can straddle), so
 /// the caller passes the length it scanned last time.
-pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = from.saturating_sub(3);
     let mut i = start;
     while let Some(pos) = buf[i..].iter().position(|&b| b == b'\n') {
@@ -184,7 +180,7 @@ pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
 
 /// Checks a head that has not ended yet: is it already over a limit?
 /// `len` is the number of head bytes buffered so far.
-pub fn check_partial_head(buf: &[u8], max_header_bytes: usize) -> Result<(), RequestError> {
+pub(crate) fn check_partial_head(buf: &[u8], max_header_bytes: usize) -> Result<(), RequestError> {
     let line_end = buf.iter().position(|&b| b == b'\n');
     if line_end.is_none() && buf.len() > MAX_REQUEST_LINE.min(max_header_bytes) {
         return Err(RequestError::UriTooLong);
@@ -196,7 +192,7 @@ pub fn check_partial_head(buf: &[u8], max_header_bytes: usize) -> Result<(), Req
 }
 
 /// Parses a complete head (`buf` ends with its blank line) into `req`.
-pub fn parse_head(
+pub(crate) fn parse_head(
     buf: &[u8],
     max_header_bytes: usize,
     req: &mut Request,

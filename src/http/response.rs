@@ -11,34 +11,34 @@ use std::fs::File;
 use std::time::Instant;
 
 /// The value of the `Server` header on every response.
-pub const SERVER_NAME: &str = concat!("forkpool/", env!("CARGO_PKG_VERSION"));
+pub(crate) const SERVER_NAME: &str = concat!("forkpool/", env!("CARGO_PKG_VERSION"));
 
 /// A header value: most are static strings, a few (ETag, dates, ranges) are built.
-pub type HeaderValue = Cow<'static, str>;
+pub(crate) type HeaderValue = Cow<'static, str>;
 
 /// What a handler answers.
 #[derive(Debug)]
-pub struct Response {
-    pub status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     /// Extra headers, in order. Never `Date`, `Server`, `Content-Length` or
     /// `Connection`: the writer owns those.
-    pub headers: Vec<(&'static str, HeaderValue)>,
-    pub body: Body,
+    pub(crate) headers: Vec<(&'static str, HeaderValue)>,
+    pub(crate) body: Body,
     /// Close the connection after this response (the handler's wish; the
     /// connection may also close for its own reasons).
-    pub close: bool,
+    pub(crate) close: bool,
     /// Send it no earlier than this: how a handler on the event loop waits
     /// without blocking the loop (a timer, not a sleep).
-    pub not_before: Option<Instant>,
+    pub(crate) not_before: Option<Instant>,
     /// Whether it counts in the worker's request and byte counters: not for
     /// the observability endpoints, so watching a run doesn't change it.
-    pub counted: bool,
+    pub(crate) counted: bool,
 }
 
 /// A response body. Its length is always known up front, so every response
 /// carries a correct `Content-Length` (we never need chunked responses).
 #[derive(Debug)]
-pub enum Body {
+pub(crate) enum Body {
     Empty,
     Static(&'static [u8]),
     Bytes(Vec<u8>),
@@ -52,7 +52,7 @@ pub enum Body {
 }
 
 impl Body {
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Body::Empty => 0,
             Body::Static(b) => b.len() as u64,
@@ -60,14 +60,10 @@ impl Body {
             Body::File { len, .. } => *len,
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Response {
-    pub fn new(status: u16, body: Body) -> Response {
+    pub(crate) fn new(status: u16, body: Body) -> Response {
         Response {
             status,
             headers: Vec::with_capacity(8),
@@ -79,19 +75,19 @@ impl Response {
     }
 
     /// Leaves this response out of the request counters (builder style).
-    pub fn uncounted(mut self) -> Response {
+    pub(crate) fn uncounted(mut self) -> Response {
         self.counted = false;
         self
     }
 
     /// Adds a header (builder style).
-    pub fn header(mut self, name: &'static str, value: impl Into<HeaderValue>) -> Response {
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<HeaderValue>) -> Response {
         self.headers.push((name, value.into()));
         self
     }
 
     /// A short plain-text answer, used for errors: `404 Not Found\n`.
-    pub fn text(status: u16, text: impl Into<String>) -> Response {
+    pub(crate) fn text(status: u16, text: impl Into<String>) -> Response {
         let mut body = text.into();
         if !body.ends_with('\n') {
             body.push('\n');
@@ -101,12 +97,12 @@ impl Response {
     }
 
     /// The standard error answer for a status: its reason phrase as the body.
-    pub fn error(status: u16) -> Response {
+    pub(crate) fn error(status: u16) -> Response {
         Response::text(status, format!("{} {}", status, reason(status)))
     }
 
     /// Does this status forbid a body (and a `Content-Length`)?
-    pub fn status_has_no_body(status: u16) -> bool {
+    pub(crate) fn status_has_no_body(status: u16) -> bool {
         (100..200).contains(&status) || status == 204 || status == 304
     }
 
@@ -115,7 +111,7 @@ impl Response {
     /// `keep_alive` decides the `Connection` header: HTTP/1.1 gets
     /// `Connection: close` only when closing; HTTP/1.0 gets
     /// `Connection: keep-alive` only when staying open.
-    pub fn write_head(&self, out: &mut Vec<u8>, date: &str, http10: bool, keep_alive: bool) {
+    pub(crate) fn write_head(&self, out: &mut Vec<u8>, date: &str, http10: bool, keep_alive: bool) {
         let mut num = itoa::Buffer::new();
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(num.format(self.status).as_bytes());
@@ -147,7 +143,7 @@ impl Response {
 }
 
 /// The reason phrase of a status code (RFC 9110 section 15).
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",

@@ -19,7 +19,7 @@ use crate::config::SupervisorConfig;
 use crate::scoreboard::{Slot, SlotState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Healthy,
     /// No heartbeat for this long: kill it.
     Hung(Duration),
@@ -29,7 +29,7 @@ pub enum Verdict {
 
 /// Judges one worker; `request_limit` is its `max_requests` with jitter
 /// (0 = no limit), `now_mono_ms` the [`mono_ms`](crate::scoreboard::mono_ms) clock.
-pub fn check(
+pub(crate) fn check(
     slot: &Slot,
     pid: Pid,
     request_limit: u64,
@@ -74,7 +74,7 @@ pub fn check(
 
 /// `max_requests` plus a random 0..=jitter, so workers started together
 /// don't all recycle together (gunicorn's `max_requests_jitter`).
-pub fn request_limit(limits: &SupervisorConfig, seed: u64) -> u64 {
+pub(crate) fn request_limit(limits: &SupervisorConfig, seed: u64) -> u64 {
     if limits.max_requests == 0 {
         return 0;
     }
@@ -91,7 +91,7 @@ pub fn request_limit(limits: &SupervisorConfig, seed: u64) -> u64 {
 }
 
 /// Resident set size of `pid`, from `/proc/PID/statm`.
-pub fn rss_bytes(pid: Pid) -> Option<u64> {
+fn rss_bytes(pid: Pid) -> Option<u64> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_size())

@@ -11,7 +11,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 /// Binds `addr` with `SO_REUSEADDR` (a restart must not wait out TIME_WAIT)
 /// and the configured backlog, non-blocking for the workers' event loops.
-pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.cloexec(),

@@ -1,63 +1,16 @@
 //! Collecting dead children: `waitpid` until nothing is left to reap.
 //!
 //! Reaping every child the moment SIGCHLD arrives is what keeps zombies
-//! away. [`Death`] describes how one died, in the words the log uses
-//! ("exited with code 3", "killed by SIGSEGV (core dumped)").
-
-use std::fmt;
+//! away; [`Death`](crate::death::Death) says how each one ended.
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// How a child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Death {
-    Exited(i32),
-    Signaled { signal: i32, core_dumped: bool },
-}
-
-impl Death {
-    /// A clean exit: code 0.
-    pub fn is_clean(self) -> bool {
-        self == Death::Exited(0)
-    }
-
-    pub fn code(self) -> Option<i32> {
-        match self {
-            Death::Exited(code) => Some(code),
-            Death::Signaled { .. } => None,
-        }
-    }
-
-    pub fn signal(self) -> Option<i32> {
-        match self {
-            Death::Exited(_) => None,
-            Death::Signaled { signal, .. } => Some(signal),
-        }
-    }
-}
-
-impl fmt::Display for Death {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Death::Exited(code) => write!(f, "exited with code {code}"),
-            Death::Signaled {
-                signal,
-                core_dumped,
-            } => {
-                write!(f, "killed by {}", crate::signals::name(signal))?;
-                if core_dumped {
-                    write!(f, " (core dumped)")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
+use crate::death::Death;
 
 /// Every child that has ended since the last call, without blocking.
-pub fn reap_all() -> Vec<(Pid, Death)> {
+pub(crate) fn reap_all() -> Vec<(Pid, Death)> {
     let mut dead = Vec::new();
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {

@@ -1,16 +1,21 @@
 //! Forking one worker.
 //!
 //! The only `fork` in forkpool. The child never returns into the master's
-//! code: it forgets the master's signal handlers, runs the worker and exits
-//! with the worker's code.
+//! code: it forgets the master's signal handlers, runs the worker with the
+//! application it serves (the [`Router`], built in the child: it opens the
+//! root) and exits with the worker's code.
 
 use nix::unistd::{ForkResult, Pid, fork};
 
+use crate::handlers::Router;
 use crate::signals::{self, SignalSet};
 use crate::worker::{self, WorkerSpec};
 
 /// Forks a child that runs `spec` as a worker; returns its pid.
-pub fn fork_worker(mut spec: WorkerSpec<'_>, master_signals: &SignalSet) -> std::io::Result<Pid> {
+pub(crate) fn fork_worker(
+    mut spec: WorkerSpec<'_>,
+    master_signals: &SignalSet,
+) -> std::io::Result<Pid> {
     // Signals stay blocked across the fork until the child has its own
     // handlers (see `signals::block_all`).
     let mask = signals::block_all()?;
@@ -29,7 +34,7 @@ pub fn fork_worker(mut spec: WorkerSpec<'_>, master_signals: &SignalSet) -> std:
             // First, before anything can deliver a signal to the wrong
             // handler: drop the master's signal actions.
             master_signals.forget();
-            let code = worker::run(spec);
+            let code = worker::run(spec, Router::new);
             std::process::exit(code);
         }
     }

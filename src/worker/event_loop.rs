@@ -77,7 +77,7 @@ enum Accepting {
     Stopped,
 }
 
-pub struct EventLoop {
+pub(crate) struct EventLoop {
     ctx: Arc<ServeCtx>,
     life: Lifecycle,
     poll: Poll,
@@ -104,12 +104,12 @@ pub struct EventLoop {
 impl EventLoop {
     /// Sets the loop up (and the pool, in thread mode). An error here is a
     /// boot failure.
-    pub fn new(
+    pub(crate) fn new(
         ctx: Arc<ServeCtx>,
         mut listener: TcpListener,
         life: Lifecycle,
         config: &Config,
-        worker: usize,
+        position: usize,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         poll.registry()
@@ -123,7 +123,7 @@ impl EventLoop {
                 let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
                 Scheduler::Pool(Pool::start(
                     &ctx,
-                    worker,
+                    position,
                     config.threads,
                     config.max_connections,
                     waker,
@@ -147,7 +147,7 @@ impl EventLoop {
     }
 
     /// Serves until the worker stops; returns its exit code.
-    pub fn run(mut self) -> io::Result<i32> {
+    pub(crate) fn run(mut self) -> io::Result<i32> {
         let mut events = Events::with_capacity(1024);
         if let Scheduler::Pool(pool) = &self.scheduler {
             self.ctx
@@ -157,36 +157,45 @@ impl EventLoop {
         }
         self.life.ready();
         loop {
-            self.wait(&mut events)?;
-            let now = Instant::now();
-            let mut signalled = false;
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(now),
-                    SIGNALS => signalled = true,
-                    WAKER => {} // finished jobs are collected below
-                    Token(key) => self.on_event(key, now),
-                }
-            }
-            self.collect_finished(now);
-            for key in std::mem::take(&mut self.ready) {
-                self.schedule(key, now);
-            }
-            if signalled || now >= self.next_sweep {
-                match self.life.check(now) {
-                    Control::Run => {}
-                    Control::Drain => self.start_draining(now),
-                    Control::Exit(code) => return Ok(code),
-                }
-            }
-            if now >= self.next_sweep {
-                self.sweep(now);
-                self.resume_accepting(now);
-            }
-            if self.ctx.is_draining() && self.conns.is_empty() {
-                return Ok(0);
+            if let Some(code) = self.turn(&mut events)? {
+                return Ok(code);
             }
         }
+    }
+
+    /// One turn: waits, then acts on what happened. `Some(code)`: the
+    /// worker is done and exits with `code`.
+    fn turn(&mut self, events: &mut Events) -> io::Result<Option<i32>> {
+        self.wait(events)?;
+        let now = Instant::now();
+        let mut signalled = false;
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept(now),
+                SIGNALS => signalled = true,
+                WAKER => {} // finished jobs are collected below
+                Token(key) => self.on_event(key, now),
+            }
+        }
+        self.collect_finished(now);
+        for key in std::mem::take(&mut self.ready) {
+            self.schedule(key, now);
+        }
+        if signalled || now >= self.next_sweep {
+            match self.life.check(now) {
+                Control::Run => {}
+                Control::Drain => self.start_draining(now),
+                Control::Exit(code) => return Ok(Some(code)),
+            }
+        }
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.resume_accepting(now);
+        }
+        if self.ctx.is_draining() && self.conns.is_empty() {
+            return Ok(Some(0));
+        }
+        Ok(None)
     }
 
     /// Blocks in `poll` until an event or the next deadline; never blocks
@@ -472,4 +481,104 @@ fn is_fd_exhaustion(err: &io::Error) -> bool {
         err.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream as ClientStream};
+
+    use super::*;
+    use crate::http::{Body, Handler, Request, Response};
+    use crate::scoreboard::Scoreboard;
+    use crate::signals::SignalSet;
+    use crate::worker::connection::tests::PANIC_TARGET;
+
+    struct Hello;
+
+    impl Handler for Hello {
+        fn handle(&self, _req: &Request) -> Response {
+            Response::new(200, Body::Static(b"hello"))
+        }
+    }
+
+    /// A worker's loop in `mode` on a loopback port, with one pool thread
+    /// in thread mode (so the thread that met a panic must serve the next
+    /// request).
+    fn worker_loop(mode: Mode) -> (EventLoop, SocketAddr) {
+        let mut config = crate::config::defaults();
+        config.mode = mode;
+        config.threads = 1;
+        config.access_log = false;
+        let slot = Scoreboard::new(1).unwrap().slot(0);
+        let ctx = Arc::new(ServeCtx::new(&config, Box::new(Hello), slot));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let life = Lifecycle {
+            signals: SignalSet::register(&[]).unwrap(),
+            master: nix::unistd::getppid(),
+            slot,
+            graceful_timeout: Duration::from_secs(30),
+            drain_deadline: None,
+        };
+        let listener = TcpListener::from_std(listener);
+        let event_loop = EventLoop::new(ctx, listener, life, &config, 0).unwrap();
+        (event_loop, addr)
+    }
+
+    /// Sends `request` on a new connection and turns the loop until the
+    /// worker closes it; returns what came back.
+    fn exchange(event_loop: &mut EventLoop, addr: SocketAddr, request: &str) -> String {
+        let mut events = Events::with_capacity(64);
+        let mut client = ClientStream::connect(addr).unwrap();
+        client.write_all(request.as_bytes()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = Vec::new();
+        loop {
+            assert_eq!(
+                event_loop.turn(&mut events).unwrap(),
+                None,
+                "worker stopped"
+            );
+            let mut chunk = [0; 4096];
+            match client.read(&mut chunk) {
+                Ok(0) => return String::from_utf8_lossy(&got).into_owned(),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => panic!("client read: {err}"),
+            }
+            assert!(Instant::now() < deadline, "connection not closed in time");
+        }
+    }
+
+    /// A panic in the connection code (not the handler) costs that
+    /// connection only: it is closed and counted out, and the worker (its
+    /// loop, and in thread mode its pool thread) serves the next one.
+    fn survives_a_panic_in_the_connection_code(mode: Mode) {
+        let (mut event_loop, addr) = worker_loop(mode);
+        let panicking = format!("GET {PANIC_TARGET} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            exchange(&mut event_loop, addr, &panicking),
+            "",
+            "closed unanswered"
+        );
+        assert!(event_loop.conns.is_empty());
+        assert_eq!(event_loop.ctx.slot.connections.load(Ordering::Relaxed), 0);
+        let fine = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let answer = exchange(&mut event_loop, addr, fine);
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+    }
+
+    #[test]
+    fn process_mode_survives_a_panic_in_the_connection_code() {
+        survives_a_panic_in_the_connection_code(Mode::Process);
+    }
+
+    #[test]
+    fn thread_mode_survives_a_panic_in_the_connection_code() {
+        survives_a_panic_in_the_connection_code(Mode::Thread);
+    }
 }

@@ -1,10 +1,12 @@
 //! A worker process: what runs in the child after `fork`.
 //!
 //! [`run`] boots the worker (parent-death signal, its own signal handlers,
-//! the shared handler state) and then hands over to the loop of the
-//! configured architecture: one `match` on the mode is the only place the two
-//! differ. A failure during boot exits with [`EXIT_BOOT_FAILURE`], which
-//! tells the master that respawning would only fail again.
+//! the application it serves, built by the factory its caller passes in:
+//! the engine knows only the [`Handler`] interface) and then hands over to
+//! the loop of the configured architecture: one `match` on the mode is the
+//! only place the two differ. A failure during boot exits with
+//! [`EXIT_BOOT_FAILURE`], which tells the master that respawning would only
+//! fail again.
 //!
 //! Signals a worker obeys: SIGTERM drains (stop accepting, finish in-flight
 //! requests, close idle connections, exit 0; give up after
@@ -14,72 +16,86 @@
 //! terminal's Ctrl+C reaches the whole process group, and stopping is the
 //! master's call.
 
-pub mod connection;
-pub mod event_loop;
-pub mod pool;
+mod connection;
+mod event_loop;
+mod pool;
 
+use std::io;
 use std::net::TcpListener as StdListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::unistd::{Pid, getppid};
 
 use crate::config::Config;
+use crate::http::Handler;
 use crate::scoreboard::{Scoreboard, Slot, SlotState};
 use crate::signals::{SIGQUIT, SIGTERM, SignalSet};
 use connection::ServeCtx;
 use event_loop::EventLoop;
-use std::sync::Arc;
 
 /// Exit code of a worker that could not start (gunicorn's convention).
-pub const EXIT_BOOT_FAILURE: i32 = 3;
+pub(crate) const EXIT_BOOT_FAILURE: i32 = 3;
 /// Exit code of a worker whose drain outlasted `graceful_timeout`: it gave
 /// up on the connections it still had (a hung request, say).
-pub const EXIT_DRAIN_TIMEOUT: i32 = 4;
+pub(crate) const EXIT_DRAIN_TIMEOUT: i32 = 4;
 /// How often a worker heartbeats and checks on its master, at most.
-pub const TICK: Duration = Duration::from_millis(500);
+pub(crate) const TICK: Duration = Duration::from_millis(500);
 
 /// What the master hands a freshly forked worker.
-pub struct WorkerSpec<'a> {
+pub(crate) struct WorkerSpec<'a> {
     /// Position of this worker (0-based), for names and logs.
-    pub index: usize,
-    pub config: &'a Config,
-    pub listener: &'a StdListener,
-    pub scoreboard: Scoreboard,
-    pub slot: &'static Slot,
-    pub master: Pid,
+    pub(crate) position: usize,
+    pub(crate) config: &'a Config,
+    pub(crate) listener: &'a StdListener,
+    pub(crate) scoreboard: Scoreboard,
+    pub(crate) slot: &'static Slot,
+    pub(crate) master: Pid,
     /// The signal mask to restore once the worker's handlers are installed
     /// (the master forks with every signal blocked).
-    pub signal_mask: nix::sys::signal::SigSet,
+    pub(crate) signal_mask: nix::sys::signal::SigSet,
 }
 
 /// Runs a worker to its end; returns the process exit code.
-pub fn run(spec: WorkerSpec<'_>) -> i32 {
-    let name = format!("forkpool-w{}", spec.index);
+///
+/// `make_handler` builds the application the worker serves, from the
+/// worker's config (with the address really bound), position and the
+/// scoreboard. It runs here, in the worker, while booting: an error (or a
+/// panic) there is a boot failure.
+pub(crate) fn run<H: Handler + 'static>(
+    spec: WorkerSpec<'_>,
+    make_handler: impl FnOnce(&Config, usize, Scoreboard) -> io::Result<H>,
+) -> i32 {
+    let name = format!("forkpool-w{}", spec.position);
     // The kernel truncates to 15 bytes; a failure only costs a nicer `ps`.
     let _ = nix::sys::prctl::set_name(&std::ffi::CString::new(name).unwrap_or_default());
     // A panic while booting is a boot failure too, not a crash to respawn.
-    let booted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| boot(&spec)));
+    let booted =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| boot(&spec, make_handler)));
     let event_loop = match booted {
         Ok(Ok(event_loop)) => event_loop,
         Ok(Err(err)) => {
-            log::error!("worker {} failed to start: {err}", spec.index);
+            log::error!("worker {} failed to start: {err}", spec.position);
             return EXIT_BOOT_FAILURE;
         }
         Err(_) => {
-            log::error!("worker {} panicked while starting", spec.index);
+            log::error!("worker {} panicked while starting", spec.position);
             return EXIT_BOOT_FAILURE;
         }
     };
     match event_loop.run() {
         Ok(code) => code,
         Err(err) => {
-            log::error!("worker {} stopped on an error: {err}", spec.index);
+            log::error!("worker {} stopped on an error: {err}", spec.position);
             1
         }
     }
 }
 
-fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
+fn boot<H: Handler + 'static>(
+    spec: &WorkerSpec<'_>,
+    make_handler: impl FnOnce(&Config, usize, Scoreboard) -> io::Result<H>,
+) -> io::Result<EventLoop> {
     // If the master dies, drain and exit rather than serve unsupervised.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     let signals = SignalSet::register(&[SIGTERM, SIGQUIT])?;
@@ -88,12 +104,8 @@ fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
     // What `/-/status` shows is the address really bound (`:0` resolved).
     let mut config = spec.config.clone();
     config.listen = spec.listener.local_addr()?;
-    let ctx = Arc::new(ServeCtx::new(
-        &config,
-        spec.scoreboard,
-        spec.slot,
-        spec.index,
-    )?);
+    let handler = make_handler(&config, spec.position, spec.scoreboard)?;
+    let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), spec.slot));
     let listener = mio::net::TcpListener::from_std(spec.listener.try_clone()?);
     let life = Lifecycle {
         signals,
@@ -104,12 +116,12 @@ fn boot(spec: &WorkerSpec<'_>) -> std::io::Result<EventLoop> {
     };
     // The one place the architectures part: inside, a `match` on the mode
     // picks inline serving or the thread pool.
-    EventLoop::new(ctx, listener, life, spec.config, spec.index)
+    EventLoop::new(ctx, listener, life, spec.config, spec.position)
 }
 
 /// What the worker loop should do after [`Lifecycle::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     Run,
     Drain,
     /// Exit now with this code.
@@ -117,8 +129,8 @@ pub enum Control {
 }
 
 /// The worker's side of supervision: signals, heartbeat, master watch.
-pub struct Lifecycle {
-    pub signals: SignalSet,
+pub(crate) struct Lifecycle {
+    pub(crate) signals: SignalSet,
     master: Pid,
     slot: &'static Slot,
     graceful_timeout: Duration,
@@ -127,7 +139,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// The worker is serving.
-    pub fn ready(&self) {
+    pub(crate) fn ready(&self) {
         self.slot.pid.store(
             std::process::id() as i32,
             std::sync::atomic::Ordering::Relaxed,
@@ -138,7 +150,7 @@ impl Lifecycle {
 
     /// Heartbeats and decides whether to keep running, drain, or exit.
     /// Called on every signal wake-up and at least every [`TICK`].
-    pub fn check(&mut self, now: Instant) -> Control {
+    pub(crate) fn check(&mut self, now: Instant) -> Control {
         self.slot.heartbeat();
         self.signals.drain();
         if self.signals.take(SIGQUIT) {

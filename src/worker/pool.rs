@@ -18,22 +18,22 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use super::connection::{Connection, Next, ServeCtx, panic_message};
+use super::connection::{Connection, Next, ServeCtx};
 
 /// A connection on its way to or from a pool thread; `key` is its slab key.
-pub struct Job {
-    pub key: usize,
-    pub conn: Box<Connection>,
+pub(crate) struct Job {
+    pub(crate) key: usize,
+    pub(crate) conn: Box<Connection>,
 }
 
 /// A job done: the connection and what it waits for now.
-pub struct Done {
-    pub key: usize,
-    pub conn: Box<Connection>,
-    pub next: Next,
+pub(crate) struct Done {
+    pub(crate) key: usize,
+    pub(crate) conn: Box<Connection>,
+    pub(crate) next: Next,
 }
 
-pub struct Pool {
+pub(crate) struct Pool {
     jobs: Sender<Job>,
     done: Receiver<Done>,
     /// Set while the loop is (about to be) blocked in `poll`.
@@ -42,13 +42,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `threads` threads named `forkpool-w{worker}-t{n}`.
+    /// Starts `threads` threads named `forkpool-w{position}-t{n}`.
     ///
     /// `max_connections` bounds the return channel: every connection can be
     /// in flight at once, so a pool thread never blocks handing one back.
-    pub fn start(
+    pub(crate) fn start(
         ctx: &Arc<ServeCtx>,
-        worker: usize,
+        position: usize,
         threads: usize,
         max_connections: usize,
         waker: Arc<mio::Waker>,
@@ -69,7 +69,7 @@ impl Pool {
                 loop_sleeping: Arc::clone(&loop_sleeping),
             };
             let handle = std::thread::Builder::new()
-                .name(format!("forkpool-w{worker}-t{n}"))
+                .name(format!("forkpool-w{position}-t{n}"))
                 .spawn(move || serve.run(n))?;
             handles.push(handle);
         }
@@ -82,7 +82,7 @@ impl Pool {
     }
 
     /// Hands a connection to the pool, or gives it back if the queue is full.
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
         match self.jobs.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(job),
@@ -90,13 +90,13 @@ impl Pool {
     }
 
     /// The next connection a pool thread has finished with, if any.
-    pub fn try_done(&self) -> Option<Done> {
+    pub(crate) fn try_done(&self) -> Option<Done> {
         self.done.try_recv().ok()
     }
 
     /// Call right before blocking in `poll`: returns false (don't block)
     /// if work came back meanwhile. Pairs with the check in the pool thread.
-    pub fn prepare_to_sleep(&self) -> bool {
+    pub(crate) fn prepare_to_sleep(&self) -> bool {
         self.loop_sleeping.store(true, Ordering::SeqCst);
         if self.done.is_empty() {
             true
@@ -106,11 +106,11 @@ impl Pool {
         }
     }
 
-    pub fn woke_up(&self) {
+    pub(crate) fn woke_up(&self) {
         self.loop_sleeping.store(false, Ordering::SeqCst);
     }
 
-    pub fn thread_count(&self) -> usize {
+    pub(crate) fn thread_count(&self) -> usize {
         self.threads.len()
     }
 }
@@ -124,21 +124,13 @@ struct PoolThread {
 }
 
 impl PoolThread {
-    fn run(self, index: usize) {
-        crate::scoreboard::set_serving_thread(index);
+    fn run(self, thread: usize) {
+        crate::scoreboard::set_serving_thread(thread);
         // Ends when the loop drops the job sender (the worker is exiting).
         while let Ok(Job { key, mut conn }) = self.jobs.recv() {
-            let ctx = &*self.ctx;
-            // Handler panics are already caught inside `drive`; this catches
-            // a bug in the connection code itself, so the thread survives
-            // and only this connection is lost.
-            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                conn.drive(ctx, Instant::now())
-            }))
-            .unwrap_or_else(|panic| {
-                log::error!("connection code panicked: {}", panic_message(&*panic));
-                Next::Close
-            });
+            // `drive` catches panics, the handler's and its own: a bug in
+            // the connection code loses that connection, not this thread.
+            let next = conn.drive(&self.ctx, Instant::now());
             if self.done.send(Done { key, conn, next }).is_err() {
                 return;
             }

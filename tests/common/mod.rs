@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub root: TempDir,
     stderr: Arc<Mutex<String>>,
+    /// Set once the server's stderr reached its end.
+    stderr_closed: Arc<AtomicBool>,
 }
 
 impl Server {
@@ -115,6 +117,8 @@ impl Server {
             .expect("spawn forkpool");
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
+        let stderr_closed = Arc::new(AtomicBool::new(false));
+        let closed = Arc::clone(&stderr_closed);
         let err_pipe = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
@@ -122,6 +126,8 @@ impl Server {
                 log.push_str(&line);
                 log.push('\n');
             }
+            // End of stream: every process holding stderr has exited.
+            closed.store(true, Ordering::Release);
         });
         let out_pipe = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -154,6 +160,7 @@ impl Server {
             addr,
             root,
             stderr,
+            stderr_closed,
         }
     }
 
@@ -223,6 +230,12 @@ impl Server {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                // Its last lines may still be in the pipe: wait (briefly: a
+                // worker that outlives it keeps the pipe open) until the
+                // reader has seen them.
+                wait_until(Duration::from_secs(2), || {
+                    self.stderr_closed.load(Ordering::Acquire)
+                });
                 return status;
             }
             assert!(

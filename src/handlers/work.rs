@@ -5,132 +5,65 @@
 //! thread, mode, worker) and how long it took, so a load test can see where
 //! its requests ran. Every parameter is bounded; a missing, malformed or
 //! out-of-range one is a 400 that names it. Nothing here can panic on input.
+//! The plumbing the workloads share with the faults (who is serving, the
+//! shared cache, parameters, the JSON answer) lives in `lab`.
 //!
 //! The one place the architectures are modelled differently is `io`: on the
 //! event loop a wait is a timer (other connections keep flowing), on a pool
 //! thread it is a blocking sleep (the thread is taken). That is the honest
 //! model of each, and exactly what the comparison is about.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::Mode;
-use crate::http::{Body, Request, Response};
+use crate::handlers::lab::{Identity, SharedCache, param, report};
+use crate::http::{Request, Response};
 
 /// Bounds on the parameters: big enough to hurt, small enough not to kill.
-pub const MAX_MS: u64 = 10_000;
-pub const MAX_KB: u64 = 64 * 1024;
-pub const MAX_OPS: u64 = 1_000_000;
-/// Entries in the shared cache.
-const CACHE_SLOTS: usize = 4096;
-
-/// Who is serving: the fields every workload reports.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub pid: u32,
-    pub worker: usize,
-    pub mode: Mode,
-}
-
-/// The worker's shared in-memory cache. One per worker: in thread mode all
-/// pool threads contend for its lock, in process mode one thread owns it.
-pub struct SharedCache {
-    slots: Mutex<Vec<u64>>,
-}
-
-impl Default for SharedCache {
-    fn default() -> Self {
-        SharedCache {
-            slots: Mutex::new(vec![0; CACHE_SLOTS]),
-        }
-    }
-}
-
-impl SharedCache {
-    /// Locks the cache. A lock poisoned by a panicking holder (the `poison`
-    /// fault) is recovered, not propagated: the data is plain counters, so
-    /// a half-done update is harmless, and refusing every later request
-    /// would turn one fault into a dead endpoint.
-    pub fn lock(&self) -> MutexGuard<'_, Vec<u64>> {
-        self.slots.lock().unwrap_or_else(|poisoned| {
-            log::warn!("shared cache lock was poisoned by a panic; recovering it");
-            self.slots.clear_poison();
-            poisoned.into_inner()
-        })
-    }
-
-    /// The lock itself, for the `poison` fault.
-    pub fn raw(&self) -> &Mutex<Vec<u64>> {
-        &self.slots
-    }
-}
+const MAX_MS: u64 = 10_000;
+const MAX_KB: u64 = 64 * 1024;
+const MAX_OPS: u64 = 1_000_000;
 
 /// Answers `/-/work/<name>`; `None` if there is no such workload.
-pub fn handle(name: &str, req: &Request, who: &Identity, cache: &SharedCache) -> Option<Response> {
+pub(crate) fn handle(
+    name: &str,
+    req: &Request,
+    who: &Identity,
+    cache: &SharedCache,
+) -> Option<Response> {
     let started = Instant::now();
     let response = match name {
         "cpu" => param(req, "ms", MAX_MS).map(|ms| {
             burn_cpu(Duration::from_millis(ms));
-            report(who, "cpu", started, &format!("\"ms\":{ms}"))
+            report(who, "cpu", started, &[("ms", ms)])
         }),
         "io" => param(req, "ms", MAX_MS).map(|ms| wait(who, started, ms)),
         "mem" => param(req, "kb", MAX_KB).map(|kb| {
             let checksum = touch_memory(kb as usize * 1024);
-            report(
-                who,
-                "mem",
-                started,
-                &format!("\"kb\":{kb},\"checksum\":{checksum}"),
-            )
+            report(who, "mem", started, &[("kb", kb), ("checksum", checksum)])
         }),
         "shared" => param(req, "ops", MAX_OPS).map(|ops| {
             let total = shared_ops(cache, ops, who.pid);
-            report(
-                who,
-                "shared",
-                started,
-                &format!("\"ops\":{ops},\"total\":{total}"),
-            )
+            report(who, "shared", started, &[("ops", ops), ("total", total)])
         }),
         _ => return None,
     };
     Some(response.unwrap_or_else(|error| error))
 }
 
-/// A bounded integer query parameter, or the 400 that names it.
-pub fn param(req: &Request, name: &str, max: u64) -> Result<u64, Response> {
-    let Some(text) = req.query_param(name) else {
-        return Err(Response::text(
-            400,
-            format!("missing parameter {name} (0..={max})"),
-        ));
-    };
-    match text.parse::<u64>() {
-        Ok(value) if value <= max => Ok(value),
-        Ok(_) => Err(Response::text(
-            400,
-            format!("parameter {name}={text} is over {max}"),
-        )),
-        Err(_) => Err(Response::text(
-            400,
-            format!("parameter {name}={text:?} is not a whole number (0..={max})"),
-        )),
-    }
-}
-
 /// `io`: a timer on the event loop, a blocking sleep on a pool thread.
 fn wait(who: &Identity, started: Instant, ms: u64) -> Response {
     let delay = Duration::from_millis(ms);
-    let extra = format!("\"ms\":{ms}");
+    let figures = [("ms", ms)];
     match who.mode {
         Mode::Process => {
-            let mut response = report(who, "io", started, &extra);
+            let mut response = report(who, "io", started, &figures);
             response.not_before = Some(started + delay);
             response
         }
         Mode::Thread => {
             std::thread::sleep(delay);
-            report(who, "io", started, &extra)
+            report(who, "io", started, &figures)
         }
     }
 }
@@ -178,53 +111,16 @@ fn shared_ops(cache: &SharedCache, ops: u64, seed: u32) -> u64 {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let mut slots = cache.lock();
-        let slot = index % CACHE_SLOTS;
+        let slot = index % slots.len();
         slots[slot] = slots[slot].wrapping_add(1);
     }
     cache.lock().iter().sum()
 }
 
-/// The JSON answer every workload (and a survivable fault) gives.
-pub fn report(who: &Identity, work: &str, started: Instant, extra: &str) -> Response {
-    let thread = std::thread::current();
-    let body = format!(
-        "{{\"work\":\"{work}\",\"pid\":{},\"worker\":{},\"thread\":\"{}\",\"mode\":\"{}\",\"elapsed_ms\":{:.3}{}{extra}}}\n",
-        who.pid,
-        who.worker,
-        thread.name().unwrap_or("main"),
-        who.mode.name(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        if extra.is_empty() { "" } else { "," },
-    );
-    Response::new(200, Body::Bytes(body.into_bytes())).header("Content-Type", "application/json")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::parse_head;
-
-    fn request(target: &str) -> Request {
-        let mut req = Request::default();
-        let head = format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n");
-        parse_head(head.as_bytes(), 16384, &mut req).unwrap();
-        req
-    }
-
-    fn who(mode: Mode) -> Identity {
-        Identity {
-            pid: 1,
-            worker: 0,
-            mode,
-        }
-    }
-
-    fn body(response: &Response) -> String {
-        match &response.body {
-            Body::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            other => panic!("unexpected body {other:?}"),
-        }
-    }
+    use crate::handlers::lab::test_support::{body, poisoned_cache, request, who};
 
     #[test]
     fn bad_parameters_are_400_naming_them() {
@@ -329,13 +225,7 @@ mod tests {
 
     #[test]
     fn a_poisoned_cache_recovers() {
-        let cache = std::sync::Arc::new(SharedCache::default());
-        let poisoner = std::sync::Arc::clone(&cache);
-        let _ = std::thread::spawn(move || {
-            let _guard = poisoner.raw().lock().unwrap();
-            panic!("poison");
-        })
-        .join();
+        let cache = poisoned_cache();
         assert!(cache.raw().is_poisoned());
         assert_eq!(shared_ops(&cache, 10, 7), 10);
         assert!(!cache.raw().is_poisoned());

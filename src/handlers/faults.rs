@@ -19,15 +19,20 @@
 
 use std::time::{Duration, Instant};
 
+use crate::handlers::lab::{Identity, SharedCache, param, report};
 use crate::http::Response;
 use crate::http::request::Request;
-use crate::work::{Identity, SharedCache, param, report};
 
 /// Most memory one `leak` request may leak.
-pub const MAX_LEAK_MB: u64 = 1024;
+const MAX_LEAK_MB: u64 = 1024;
 
 /// Runs fault `name`; `None` if there is no such fault. Most never return.
-pub fn inject(name: &str, req: &Request, who: &Identity, cache: &SharedCache) -> Option<Response> {
+pub(crate) fn inject(
+    name: &str,
+    req: &Request,
+    who: &Identity,
+    cache: &SharedCache,
+) -> Option<Response> {
     log::warn!(
         "injecting fault {name:?} (pid {}, thread {:?})",
         who.pid,
@@ -86,5 +91,5 @@ fn leak(who: &Identity, mb: u64) -> Response {
     // Non-zero fill: the allocator must write (so commit) every page.
     let block = vec![1u8; (mb * 1024 * 1024) as usize].leak();
     std::hint::black_box(block);
-    report(who, "leak", started, &format!("\"mb\":{mb}"))
+    report(who, "leak", started, &[("mb", mb)])
 }

@@ -3,24 +3,31 @@
 //! Everything that is not a user's file lives under the reserved `/-/`
 //! prefix (the convention GitLab uses), so a site's own paths never collide
 //! with forkpool's. Method rules live here too, so handlers only ever see
-//! methods they support. Both worker architectures call [`Router::handle`];
+//! methods they support. Both worker architectures call the router through
+//! [`Handler`](crate::http::Handler) (the master hands it to each worker);
 //! it must be `Sync` and must not block on anything but the handler's work.
+
+mod faults;
+mod lab;
+mod observe;
+pub(crate) mod static_files;
+mod work;
 
 use std::io;
 
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
-use crate::observe::ConfigView;
 use crate::scoreboard::Scoreboard;
-use crate::static_files::StaticFiles;
-use crate::work::{Identity, SharedCache};
+use lab::{Identity, SharedCache};
+use observe::ConfigView;
+use static_files::StaticFiles;
 
 /// The prefix of every endpoint that is not a static file.
-pub const RESERVED_PREFIX: &str = "/-/";
+pub(crate) const RESERVED_PREFIX: &str = "/-/";
 
 const STATIC_ALLOW: &str = "GET, HEAD, OPTIONS";
 
-pub struct Router {
+pub(crate) struct Router {
     files: StaticFiles,
     who: Identity,
     cache: SharedCache,
@@ -30,13 +37,14 @@ pub struct Router {
 }
 
 impl Router {
-    /// The router of worker number `worker`.
-    pub fn new(config: &Config, worker: usize, board: Scoreboard) -> io::Result<Router> {
+    /// The router of the worker at `position`. It opens the root, so it is
+    /// built in the worker, after `fork`; an error is a boot failure.
+    pub(crate) fn new(config: &Config, position: usize, board: Scoreboard) -> io::Result<Router> {
         Ok(Router {
             files: StaticFiles::open(&config.root)?,
             who: Identity {
                 pid: std::process::id(),
-                worker,
+                position,
                 mode: config.mode,
             },
             cache: SharedCache::default(),
@@ -45,8 +53,10 @@ impl Router {
             config: ConfigView::new(config),
         })
     }
+}
 
-    pub fn handle(&self, req: &Request) -> Response {
+impl crate::http::Handler for Router {
+    fn handle(&self, req: &Request) -> Response {
         if req.target == "*" {
             return match req.method {
                 Method::Options => allow(Response::new(204, crate::http::Body::Empty)),
@@ -63,7 +73,9 @@ impl Router {
             _ => allow(Response::error(405)),
         }
     }
+}
 
+impl Router {
     /// The `/-/` space: the dashboard, status and metrics, workloads, and
     /// faults when enabled.
     fn reserved(&self, req: &Request) -> Response {
@@ -74,10 +86,10 @@ impl Router {
         let (section, name) = path.split_once('/').unwrap_or((path, ""));
         let found = match section {
             "" | "status" | "metrics" if name.is_empty() => {
-                crate::observe::handle(section, &self.board, &self.config)
+                observe::handle(section, &self.board, &self.config)
             }
-            "work" => crate::work::handle(name, req, &self.who, &self.cache),
-            "fault" if self.faults => crate::faults::inject(name, req, &self.who, &self.cache),
+            "work" => work::handle(name, req, &self.who, &self.cache),
+            "fault" if self.faults => faults::inject(name, req, &self.who, &self.cache),
             _ => None,
         };
         found.unwrap_or_else(|| Response::error(404))

@@ -1,0 +1,424 @@
+//! Configuration: one typed, validated [`Config`], built once from the
+//! built-in defaults, an optional TOML file and the command-line flags
+//! (flags win). Unknown keys and bad values are a [`ConfigError`] that names
+//! the key; the binary prints it and exits with code 2.
+//!
+//! The layers, each optional, later ones winning:
+//! 1. built-in defaults (the anchors' values listed in design.md);
+//! 2. the TOML file given with `--config` (see `config/forkpool.toml`, which
+//!    lists every key with its default);
+//! 3. the flags: `ROOT`, `--listen`, `--workers`, `--mode`, `--threads`,
+//!    `--faults`.
+//!
+//! [`load`] builds a [`Config`] at start-up; `reload` builds a fresh one
+//! for SIGHUP from the same file and flags. Neither touches the network or
+//! the process: the only I/O is reading the file and checking the root.
+//!
+//! This module holds the model, the limits and defaults, the layering, the
+//! flags layer and the checks that need every layer in. The file layer is
+//! in `file` (known keys, "did you mean", syntax errors); the parsers for
+//! one value (durations, sizes, worker counts, modes, listen addresses) and
+//! the typed TOML values built on them are in `values`.
+
+mod file;
+#[cfg(test)]
+mod testing;
+mod values;
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::Cli;
+use values::{auto_workers, in_range, parse_listen, parse_mode, parse_workers};
+
+/// The architecture of every worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One thread per worker running a mio event loop (nginx).
+    Process,
+    /// The worker's main thread runs the loop; a pool of threads serves requests (gunicorn gthread).
+    Thread,
+}
+
+impl Mode {
+    /// "process" or "thread", as in the config file.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Process => "process",
+            Mode::Thread => "thread",
+        }
+    }
+}
+
+/// Everything the master and the workers are told, typed and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub(crate) listen: SocketAddr,
+    /// Absolute, canonical path of the directory served.
+    pub(crate) root: PathBuf,
+    /// Number of workers ("auto" already resolved to the available CPUs).
+    pub(crate) workers: usize,
+    pub(crate) mode: Mode,
+    /// Pool threads per worker in thread mode.
+    pub(crate) threads: usize,
+    pub(crate) backlog: i32,
+    pub(crate) max_connections: usize,
+    pub(crate) keepalive_timeout: Duration,
+    pub(crate) header_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) access_log: bool,
+    pub(crate) supervisor: SupervisorConfig,
+    pub(crate) faults: FaultsConfig,
+    /// The file this config was read from, re-read on SIGHUP.
+    pub(crate) config_file: Option<PathBuf>,
+}
+
+/// `[supervisor]`: when the master kills, replaces or recycles a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SupervisorConfig {
+    /// Watchdog: a worker (or request) silent this long is killed.
+    pub(crate) timeout: Duration,
+    /// How long a graceful stop may take before SIGKILL.
+    pub(crate) graceful_timeout: Duration,
+    /// Recycle a worker after this many requests (0 = never).
+    pub(crate) max_requests: u64,
+    /// Random 0..=jitter added to max_requests per worker.
+    pub(crate) max_requests_jitter: u64,
+    /// Recycle a worker whose RSS exceeds this many bytes (0 = never).
+    pub(crate) max_rss: u64,
+}
+
+/// `[faults]`: the fault-injection endpoints under `/-/fault/`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FaultsConfig {
+    pub(crate) enabled: bool,
+    pub(crate) allow_remote: bool,
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// A bad key or value: `key` is what the user wrote (`workers`,
+/// `supervisor.timeout`, `--workers`, `root`, or the config file itself
+/// for TOML syntax errors), `reason` says what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub(crate) key: String,
+    pub(crate) reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------
+// Limits and defaults (the defaults are the anchors' values: see design.md)
+// ---------------------------------------------------------------------------
+
+/// Most worker processes; the master sizes the scoreboard from it.
+pub(crate) const MAX_WORKERS: usize = 512;
+/// Most serving threads per worker; the scoreboard has a row for each.
+pub(crate) const MAX_THREADS: usize = 1024;
+const WORKERS: RangeInclusive<i64> = 1..=MAX_WORKERS as i64;
+const THREADS: RangeInclusive<i64> = 1..=MAX_THREADS as i64;
+const BACKLOG: RangeInclusive<i64> = 1..=65535;
+const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
+const MAX_HEADER_BYTES: RangeInclusive<u64> = 1024..=1024 * 1024;
+
+/// The built-in configuration, before the file and the flags. `root` is
+/// still the unresolved "."; [`finish`] canonicalizes whatever root wins.
+pub(crate) fn defaults() -> Config {
+    Config {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        root: PathBuf::from("."),
+        workers: auto_workers(),
+        mode: Mode::Process,
+        threads: 8,
+        backlog: 1024,
+        max_connections: 1024,
+        keepalive_timeout: Duration::from_secs(5),
+        header_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+        max_body_bytes: 1024 * 1024,
+        access_log: true,
+        supervisor: SupervisorConfig {
+            timeout: Duration::from_secs(30),
+            graceful_timeout: Duration::from_secs(30),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            max_rss: 0,
+        },
+        faults: FaultsConfig {
+            enabled: false,
+            allow_remote: false,
+        },
+        config_file: None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------
+
+/// Builds the configuration: built-in defaults, then the `--config` file
+/// (if any), then the flags in `cli`. Reads the file and checks that the
+/// root directory exists; no other I/O.
+pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+    build(cli, cli.config.as_deref())
+}
+
+/// For SIGHUP: re-reads `current.config_file` (the canonical path `load`
+/// recorded) and applies the same flags on top, so a flag given at start-up
+/// keeps winning over the file. Returns a complete new [`Config`]; `current`
+/// is left untouched, so on error the caller keeps running with it. Which
+/// changes can be applied live (a new `listen` needs a new socket, for
+/// instance) is the caller's business.
+pub(crate) fn reload(current: &Config, cli: &Cli) -> Result<Config, ConfigError> {
+    build(cli, current.config_file.as_deref())
+}
+
+fn build(cli: &Cli, file: Option<&Path>) -> Result<Config, ConfigError> {
+    let mut config = defaults();
+    if let Some(path) = file {
+        file::apply_file(&mut config, path)?;
+    }
+    apply_flags(&mut config, cli)?;
+    finish(config)
+}
+
+/// Resolves the root that won and checks what only makes sense once every
+/// layer is in.
+fn finish(mut config: Config) -> Result<Config, ConfigError> {
+    config.root = resolve_root(&config.root)?;
+    check_faults(&config)?;
+    Ok(config)
+}
+
+/// Fault endpoints kill and hang workers: refuse to expose them beyond
+/// this machine unless the user says so twice.
+fn check_faults(config: &Config) -> Result<(), ConfigError> {
+    let faults = &config.faults;
+    if faults.enabled && !faults.allow_remote && !config.listen.ip().is_loopback() {
+        return Err(ConfigError::new(
+            "faults.enabled",
+            format!(
+                "fault endpoints (/-/fault/*) crash, hang and kill worker processes, and {} \
+                 is not a loopback address; listen on 127.0.0.1 or [::1], or set \
+                 faults.allow_remote = true in the config file to really expose them",
+                config.listen
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `root` is relative to the current directory; stored canonical so that
+/// later `chdir`s and symlink games don't change what is served.
+fn resolve_root(root: &Path) -> Result<PathBuf, ConfigError> {
+    let bad = |reason: String| ConfigError::new("root", reason);
+    let canonical = std::fs::canonicalize(root).map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => bad(format!("no such directory: {}", root.display())),
+        _ => bad(format!("cannot open {}: {err}", root.display())),
+    })?;
+    if !canonical.is_dir() {
+        return Err(bad(format!("not a directory: {}", root.display())));
+    }
+    Ok(canonical)
+}
+
+// ---------------------------------------------------------------------------
+// Flags
+// ---------------------------------------------------------------------------
+
+/// Flags win over the file. Errors name the flag's long form.
+fn apply_flags(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
+    if let Some(root) = &cli.root {
+        config.root = root.clone();
+    }
+    if let Some(listen) = &cli.listen {
+        config.listen = parse_listen(listen).map_err(|r| ConfigError::new("--listen", r))?;
+    }
+    if let Some(workers) = &cli.workers {
+        config.workers = parse_workers(workers).map_err(|r| ConfigError::new("--workers", r))?;
+    }
+    if let Some(mode) = &cli.mode {
+        config.mode = parse_mode(mode).map_err(|r| ConfigError::new("--mode", r))?;
+    }
+    if let Some(threads) = cli.threads {
+        let threads = i64::try_from(threads).unwrap_or(i64::MAX);
+        config.threads =
+            in_range(threads, &THREADS).map_err(|r| ConfigError::new("--threads", r))? as usize;
+    }
+    if cli.faults {
+        config.faults.enabled = true;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Temp, cli, load_args, load_text, refused};
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = load_args(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.root, std::fs::canonicalize(".").unwrap());
+        assert_eq!(c.workers, auto_workers());
+        assert_eq!(c.mode, Mode::Process);
+        assert_eq!(c.threads, 8);
+        assert_eq!(c.backlog, 1024);
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.keepalive_timeout, Duration::from_secs(5));
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_header_bytes, 16 * 1024);
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert!(c.access_log);
+        assert_eq!(c.supervisor.timeout, Duration::from_secs(30));
+        assert_eq!(c.supervisor.graceful_timeout, Duration::from_secs(30));
+        assert_eq!(c.supervisor.max_requests, 0);
+        assert_eq!(c.supervisor.max_requests_jitter, 0);
+        assert_eq!(c.supervisor.max_rss, 0);
+        assert_eq!(
+            c.faults,
+            FaultsConfig {
+                enabled: false,
+                allow_remote: false
+            }
+        );
+        assert_eq!(c.config_file, None);
+    }
+
+    #[test]
+    fn auto_workers_is_the_cpu_count() {
+        let cpus = std::thread::available_parallelism().unwrap().get().min(512);
+        assert_eq!(load_text("workers = \"auto\"\n").unwrap().workers, cpus);
+        assert_eq!(load_args(&["--workers", "auto"]).unwrap().workers, cpus);
+        assert_eq!(load_args(&["-w", "AUTO"]).unwrap().workers, cpus);
+    }
+
+    #[test]
+    fn each_flag_overrides_the_file() {
+        let root = Temp::dir();
+        let file =
+            Temp::file("listen = \"127.0.0.1:1\"\nworkers = 2\nmode = \"process\"\nthreads = 2\n");
+        let c = load_args(&[
+            root.str(),
+            "--config",
+            file.str(),
+            "--listen",
+            "localhost:0",
+            "--workers",
+            "5",
+            "--mode",
+            "thread",
+            "--threads",
+            "16",
+            "--faults",
+        ])
+        .unwrap();
+        assert_eq!(c.root, std::fs::canonicalize(&root.0).unwrap());
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!((c.workers, c.mode, c.threads), (5, Mode::Thread, 16));
+        assert!(c.faults.enabled);
+        // Short forms.
+        let c = load_args(&["-l", "9000", "-w", "7"]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.workers, 7);
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        for (args, key) in [
+            (&["--workers", "0"][..], "--workers"),
+            (&["--workers", "lots"][..], "--workers"),
+            (&["--workers", "513"][..], "--workers"),
+            (&["--mode", "fiber"][..], "--mode"),
+            (&["--threads", "0"][..], "--threads"),
+            (&["--threads", "1025"][..], "--threads"),
+            (&["--listen", "nowhere"][..], "--listen"),
+            (&["--listen", "127.0.0.1:99999"][..], "--listen"),
+            (&["/definitely/not/a/dir"][..], "root"),
+        ] {
+            let err = load_args(args).expect_err(&format!("{args:?}"));
+            assert_eq!(err.key, key, "{args:?}: {err}");
+        }
+        let err = load_args(&["--config", "/definitely/not/here.toml"]).unwrap_err();
+        assert_eq!(err.key, "--config");
+        assert!(err.reason.contains("/definitely/not/here.toml"), "{err}");
+    }
+
+    #[test]
+    fn root_errors_say_why() {
+        let err = load_args(&["/definitely/not/a/dir"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid root: no such directory: /definitely/not/a/dir"
+        );
+        let file = Temp::file("");
+        let err = load_args(&[file.str()]).unwrap_err();
+        assert!(err.reason.starts_with("not a directory: "), "{err}");
+    }
+
+    #[test]
+    fn faults_stay_on_loopback_unless_allowed() {
+        let err = load_args(&["--faults", "--listen", "0.0.0.0:8080"]).unwrap_err();
+        assert_eq!(err.key, "faults.enabled");
+        assert!(err.reason.contains("faults.allow_remote = true"), "{err}");
+        refused(
+            "listen = \"0.0.0.0:0\"\n[faults]\nenabled = true\n",
+            "faults.enabled",
+        );
+        let allowed = "listen = \"0.0.0.0:0\"\n[faults]\nenabled = true\nallow_remote = true\n";
+        assert!(load_text(allowed).unwrap().faults.enabled);
+        for listen in ["127.0.0.1:0", "[::1]:0", "localhost:0"] {
+            assert!(
+                load_args(&["--faults", "-l", listen])
+                    .unwrap()
+                    .faults
+                    .enabled,
+                "{listen}"
+            );
+        }
+        // Off by default, so a public address alone is fine.
+        assert!(!load_args(&["-l", "0.0.0.0:0"]).unwrap().faults.enabled);
+    }
+
+    #[test]
+    fn reload_rereads_the_file_and_keeps_the_flags() {
+        let file = Temp::file("workers = 2\nthreads = 2\n");
+        let flags = cli(&["--config", file.str(), "--threads", "6"]);
+        let first = load(&flags).unwrap();
+        assert_eq!((first.workers, first.threads), (2, 6));
+        std::fs::write(&file.0, "workers = 3\nthreads = 3\n").unwrap();
+        let second = reload(&first, &flags).unwrap();
+        assert_eq!((second.workers, second.threads), (3, 6));
+        assert_eq!(second.config_file, first.config_file);
+        // A broken edit is an error; the caller keeps `second`.
+        std::fs::write(&file.0, "workers = 0\n").unwrap();
+        assert_eq!(reload(&second, &flags).unwrap_err().key, "workers");
+        // Without a file, reload is just the flags again.
+        let plain = load_args(&["-w", "4"]).unwrap();
+        assert_eq!(reload(&plain, &cli(&["-w", "4"])).unwrap(), plain);
+    }
+}

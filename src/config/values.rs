@@ -1,0 +1,548 @@
+//! Value parsers and the typed TOML values built on them.
+//!
+//! The parsers read what a user writes for one value, in a flag or in the
+//! file: a duration ("250ms", "1.5s"), a size ("16KiB", "64MiB"), a worker
+//! count (N or "auto"), a mode, a listen address. Each returns the reason
+//! when the value is bad; whoever knows the key or the flag names it.
+//!
+//! The typed values ([`Timeout`], [`ByteSize`], [`Listen`], …) are what the
+//! file layer deserializes each key into. Their `Deserialize` impls go
+//! through a `toml::Value`, so a wrong type and a bad string get the same
+//! kind of message, ours: "expected …, found " and the value as written.
+//! Range checks that depend on the key stay with the key, in `file`.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, de};
+use toml::Value;
+
+use super::{MAX_WORKERS, Mode, WORKERS};
+
+// ---------------------------------------------------------------------------
+// Typed TOML values
+// ---------------------------------------------------------------------------
+
+/// A timeout: a duration string or a whole number of seconds; never 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Timeout(pub(super) Duration);
+
+/// A size in bytes: a string with a unit or a whole number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ByteSize(pub(super) u64);
+
+/// A listen address as [`parse_listen`] reads it; a bare integer is a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Listen(pub(super) SocketAddr);
+
+/// A number of workers, or "auto" (already resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Workers(pub(super) usize);
+
+/// Any integer; the key's range is checked by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Integer(pub(super) i64);
+
+/// `true` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Boolean(pub(super) bool);
+
+/// A directory path, as written (resolved once every layer is in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Directory(pub(super) PathBuf);
+
+impl Timeout {
+    fn from_value(v: &Value) -> Result<Timeout, String> {
+        let duration = match v {
+            Value::String(s) => parse_duration(s)?,
+            // Negative seconds fall through to the "longer than 0" reason.
+            Value::Integer(n) => Duration::from_secs(u64::try_from(*n).unwrap_or(0)),
+            _ => return Err(expected("a duration such as \"5s\"", v)),
+        };
+        if duration.is_zero() {
+            return Err(format!("must be longer than 0, found {}", shown(v)));
+        }
+        Ok(Timeout(duration))
+    }
+}
+
+impl ByteSize {
+    fn from_value(v: &Value) -> Result<ByteSize, String> {
+        match v {
+            Value::String(s) => parse_size(s).map(ByteSize),
+            Value::Integer(n) => u64::try_from(*n)
+                .map(ByteSize)
+                .map_err(|_| format!("must not be negative, found {n}")),
+            _ => Err(expected("a size such as \"16KiB\"", v)),
+        }
+    }
+}
+
+impl Listen {
+    fn from_value(v: &Value) -> Result<Listen, String> {
+        match v {
+            Value::String(s) => parse_listen(s).map(Listen),
+            Value::Integer(n) => parse_listen(&n.to_string()).map(Listen),
+            _ => Err(expected("an address such as \"127.0.0.1:8080\"", v)),
+        }
+    }
+}
+
+impl Workers {
+    fn from_value(v: &Value) -> Result<Workers, String> {
+        match v {
+            Value::Integer(n) => Ok(Workers(in_range(*n, &WORKERS)? as usize)),
+            Value::String(s) => parse_workers(s).map(Workers),
+            _ => Err(expected("a number of workers or \"auto\"", v)),
+        }
+    }
+}
+
+impl Integer {
+    fn from_value(v: &Value) -> Result<Integer, String> {
+        v.as_integer()
+            .map(Integer)
+            .ok_or_else(|| expected("an integer", v))
+    }
+}
+
+impl Boolean {
+    fn from_value(v: &Value) -> Result<Boolean, String> {
+        v.as_bool()
+            .map(Boolean)
+            .ok_or_else(|| expected("true or false", v))
+    }
+}
+
+impl Directory {
+    fn from_value(v: &Value) -> Result<Directory, String> {
+        v.as_str()
+            .map(|s| Directory(PathBuf::from(s)))
+            .ok_or_else(|| expected("a directory path", v))
+    }
+}
+
+impl Mode {
+    fn from_value(v: &Value) -> Result<Mode, String> {
+        match v {
+            Value::String(s) => parse_mode(s),
+            _ => Err(expected(r#""process" or "thread""#, v)),
+        }
+    }
+}
+
+/// `Deserialize` through a `toml::Value` and the type's `from_value`, so
+/// that every error is the type's own message (serde's "invalid type: …"
+/// never reaches the user).
+macro_rules! deserialize_from_value {
+    ($($type:ty),+ $(,)?) => {$(
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = Value::deserialize(deserializer)?;
+                <$type>::from_value(&value).map_err(de::Error::custom)
+            }
+        }
+    )+};
+}
+
+deserialize_from_value!(
+    Timeout, ByteSize, Listen, Workers, Integer, Boolean, Directory, Mode
+);
+
+/// How a value is shown back in an error: as written for scalars.
+pub(super) fn shown(v: &Value) -> String {
+    match v {
+        Value::Table(_) | Value::Array(_) => format!("a {}", v.type_str()),
+        _ => v.to_string(),
+    }
+}
+
+/// "expected `what`, found `v`".
+fn expected(what: &str, v: &Value) -> String {
+    format!("expected {what}, found {}", shown(v))
+}
+
+// ---------------------------------------------------------------------------
+// Parsers. Each returns the reason; the caller adds the key or flag.
+// ---------------------------------------------------------------------------
+
+pub(super) fn in_range<T: PartialOrd + fmt::Display + Copy>(
+    n: T,
+    range: &RangeInclusive<T>,
+) -> Result<T, String> {
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "must be between {} and {}, found {n}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// `workers = "auto"`: one worker per CPU this process may run on.
+pub(super) fn auto_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.min(MAX_WORKERS)
+}
+
+/// `"auto"` (one per CPU) or a count from 1 to 512.
+pub(super) fn parse_workers(s: &str) -> Result<usize, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(auto_workers());
+    }
+    let n: i64 = s.trim().parse().map_err(|_| {
+        format!("expected a number of workers (1 to {MAX_WORKERS}) or \"auto\", found \"{s}\"")
+    })?;
+    Ok(in_range(n, &WORKERS)? as usize)
+}
+
+pub(super) fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "process" => Ok(Mode::Process),
+        "thread" => Ok(Mode::Thread),
+        _ => Err(format!("expected \"process\" or \"thread\", found \"{s}\"")),
+    }
+}
+
+/// A listen address: `IP:PORT` or `[IPv6]:PORT`, `localhost:PORT`
+/// (127.0.0.1; no resolver is consulted), or a bare `PORT` (127.0.0.1).
+/// Port 0 asks the kernel for a free port.
+pub(super) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = s.strip_prefix("localhost:").unwrap_or(s);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return match port.parse::<u16>() {
+            Ok(port) => Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            Err(_) => Err(format!("port must be between 0 and 65535, found {port}")),
+        };
+    }
+    Err(format!(
+        "expected IP:PORT, [IPv6]:PORT, localhost:PORT or a port number, found \"{s}\""
+    ))
+}
+
+/// Parses a duration: a decimal number and a unit, `ms`, `s`, `m` or `h`
+/// ("250ms", "5s", "1.5s", "2m", "1h"); no unit means seconds. Fractions
+/// below a nanosecond are dropped.
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
+    const NANOS: [(&str, u64); 5] = [
+        ("", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60 * 1_000_000_000),
+        ("h", 3600 * 1_000_000_000),
+    ];
+    parse_scaled(s, &NANOS)
+        .map(Duration::from_nanos)
+        .map_err(|err| match err {
+            Unscaled::Malformed => format!(
+                "expected a duration such as \"5s\", \"250ms\", \"2m\" or \"1h\", found \"{s}\""
+            ),
+            Unscaled::TooLarge => format!("\"{s}\" is too long"),
+        })
+}
+
+/// Parses a size: a decimal number and a unit, case-insensitive: `B`,
+/// `KB`/`MB`/`GB`/`TB` (powers of 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers
+/// of 1024); no unit means bytes. Fractions of a byte are dropped.
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
+    const UNITS: [(&str, u64); 10] = [
+        ("", 1),
+        ("b", 1),
+        ("kb", 1000),
+        ("mb", 1_000_000),
+        ("gb", 1_000_000_000),
+        ("tb", 1_000_000_000_000),
+        ("kib", 1 << 10),
+        ("mib", 1 << 20),
+        ("gib", 1 << 30),
+        ("tib", 1 << 40),
+    ];
+    parse_scaled(s, &UNITS).map_err(|err| match err {
+        Unscaled::Malformed => format!(
+            "expected a size such as \"512B\", \"16KiB\", \"64MiB\" or \"1GB\", found \"{s}\""
+        ),
+        Unscaled::TooLarge => format!("\"{s}\" is too large"),
+    })
+}
+
+/// Why [`parse_scaled`] has no number for a string.
+enum Unscaled {
+    /// Not a decimal number followed by one of the units.
+    Malformed,
+    /// Well formed, but the product does not fit a `u64`.
+    TooLarge,
+}
+
+/// A decimal number and a unit from `units` (lower case, matched without
+/// regard to case), times the unit's value.
+fn parse_scaled(s: &str, units: &[(&str, u64)]) -> Result<u64, Unscaled> {
+    let (number, unit) = split_number(s);
+    let unit = unit.to_ascii_lowercase();
+    let (_, scale) = units
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .ok_or(Unscaled::Malformed)?;
+    if !is_decimal(number) {
+        return Err(Unscaled::Malformed);
+    }
+    scale_decimal(number, *scale).ok_or(Unscaled::TooLarge)
+}
+
+/// Splits " 1.5 s " into ("1.5", "s").
+fn split_number(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    (&s[..end], s[end..].trim_start())
+}
+
+/// Digits with at most one decimal point, and at least one digit.
+fn is_decimal(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|&b| b == b'.').count() <= 1
+}
+
+/// `number` (already checked by [`is_decimal`]) times `scale`, exactly,
+/// rounded down; `None` if it does not fit a `u64`.
+fn scale_decimal(number: &str, scale: u64) -> Option<u64> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    // Digits past the 18th are far below one unit of any scale used here.
+    let fraction = &fraction[..fraction.len().min(18)];
+    let numerator: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
+    let denominator = 10u128.pow(fraction.len() as u32);
+    let total = whole
+        .checked_mul(u128::from(scale))?
+        .checked_add(numerator * u128::from(scale) / denominator)?;
+    u64::try_from(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::load_text;
+
+    #[test]
+    fn listen_forms() {
+        for (input, want) in [
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("0.0.0.0:80", "0.0.0.0:80"),
+            ("[::1]:0", "[::1]:0"),
+            ("localhost:3000", "127.0.0.1:3000"),
+            ("8080", "127.0.0.1:8080"),
+            (" 0 ", "127.0.0.1:0"),
+        ] {
+            assert_eq!(parse_listen(input), Ok(want.parse().unwrap()), "{input}");
+        }
+        for bad in [
+            "",
+            "nowhere",
+            "localhost",
+            "localhost:",
+            "1.2.3.4",
+            "::1:80",
+            "70000",
+            "-1",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            load_text("listen = 9000\n").unwrap().listen,
+            "127.0.0.1:9000".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis;
+        for (input, want) in [
+            ("5s", ms(5000)),
+            ("250ms", ms(250)),
+            ("2m", ms(120_000)),
+            ("1h", ms(3_600_000)),
+            ("1.5s", ms(1500)),
+            ("0.25m", ms(15_000)),
+            (".5s", ms(500)),
+            ("7", ms(7000)),
+            ("10 S", ms(10_000)),
+            ("0s", ms(0)),
+            ("1.0000000001s", Duration::from_nanos(1_000_000_000)),
+        ] {
+            assert_eq!(parse_duration(input), Ok(want), "{input}");
+        }
+        for bad in [
+            "",
+            "s",
+            "soon",
+            "5x",
+            "-5s",
+            "1..5s",
+            "1.5.s",
+            "5s5",
+            "5 fortnights",
+            "1e3s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        // Overflow is an error, not a wrap-around.
+        assert!(
+            parse_duration("99999999999h")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(parse_duration("99999999999999999999999999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        for (input, want) in [
+            ("512B", 512),
+            ("512", 512),
+            ("1KB", 1000),
+            ("1kb", 1000),
+            ("16KiB", 16 * 1024),
+            ("16kib", 16 * 1024),
+            ("64MiB", 64 << 20),
+            ("2MB", 2_000_000),
+            ("1GiB", 1 << 30),
+            ("1GB", 1_000_000_000),
+            ("1TiB", 1 << 40),
+            ("1.5KiB", 1536),
+            ("0", 0),
+            ("4 MiB", 4 << 20),
+        ] {
+            assert_eq!(parse_size(input), Ok(want), "{input}");
+        }
+        for bad in ["", "KiB", "lots", "1XB", "-1", "1..5KiB", "1 K i B"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            parse_size("17179869184GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(parse_size("18446744073709551616").is_err());
+        assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
+    }
+
+    /// One key's value from TOML text, through the typed value's `Deserialize`.
+    fn typed<T: serde::de::DeserializeOwned>(value: &str) -> Result<T, String> {
+        #[derive(Deserialize)]
+        struct One<T> {
+            v: T,
+        }
+        toml::from_str::<One<T>>(&format!("v = {value}\n"))
+            .map(|one| one.v)
+            .map_err(|err| err.message().to_owned())
+    }
+
+    #[test]
+    fn typed_values_deserialize_from_toml() {
+        let secs = Duration::from_secs;
+        assert_eq!(typed("\"250ms\""), Ok(Timeout(Duration::from_millis(250))));
+        assert_eq!(typed("7"), Ok(Timeout(secs(7))));
+        assert_eq!(typed("\"64MiB\""), Ok(ByteSize(64 << 20)));
+        assert_eq!(typed("100"), Ok(ByteSize(100)));
+        assert_eq!(typed("\"[::1]:0\""), Ok(Listen("[::1]:0".parse().unwrap())));
+        assert_eq!(typed("9000"), Ok(Listen("127.0.0.1:9000".parse().unwrap())));
+        assert_eq!(typed("3"), Ok(Workers(3)));
+        assert_eq!(typed("\"auto\""), Ok(Workers(auto_workers())));
+        assert_eq!(typed("\" Thread \""), Ok(Mode::Thread));
+        assert_eq!(typed("-5"), Ok(Integer(-5)));
+        assert_eq!(typed("false"), Ok(Boolean(false)));
+        assert_eq!(typed("\"site\""), Ok(Directory(PathBuf::from("site"))));
+    }
+
+    #[test]
+    fn wrong_types_get_our_message_not_serdes() {
+        for (message, want) in [
+            (
+                typed::<Timeout>("true").unwrap_err(),
+                "expected a duration such as \"5s\", found true",
+            ),
+            (
+                typed::<Timeout>("-1").unwrap_err(),
+                "must be longer than 0, found -1",
+            ),
+            (
+                typed::<Timeout>("\"0ms\"").unwrap_err(),
+                "must be longer than 0, found \"0ms\"",
+            ),
+            (
+                typed::<ByteSize>("1.5").unwrap_err(),
+                "expected a size such as \"16KiB\", found 1.5",
+            ),
+            (
+                typed::<ByteSize>("-1").unwrap_err(),
+                "must not be negative, found -1",
+            ),
+            (
+                typed::<Listen>("[1, 2]").unwrap_err(),
+                "expected an address such as \"127.0.0.1:8080\", found a array",
+            ),
+            (
+                typed::<Workers>("1.5").unwrap_err(),
+                "expected a number of workers or \"auto\", found 1.5",
+            ),
+            (
+                typed::<Workers>("513").unwrap_err(),
+                "must be between 1 and 512, found 513",
+            ),
+            (
+                typed::<Mode>("1").unwrap_err(),
+                "expected \"process\" or \"thread\", found 1",
+            ),
+            (
+                typed::<Integer>("\"8\"").unwrap_err(),
+                "expected an integer, found \"8\"",
+            ),
+            (
+                typed::<Boolean>("{ a = 1 }").unwrap_err(),
+                "expected true or false, found a table",
+            ),
+            (
+                typed::<Directory>("5").unwrap_err(),
+                "expected a directory path, found 5",
+            ),
+        ] {
+            assert_eq!(message, want);
+        }
+    }
+
+    #[test]
+    fn modes_and_worker_counts() {
+        assert_eq!(parse_mode("PROCESS"), Ok(Mode::Process));
+        assert_eq!(parse_mode(" thread "), Ok(Mode::Thread));
+        assert_eq!(
+            parse_mode("fiber"),
+            Err("expected \"process\" or \"thread\", found \"fiber\"".to_owned())
+        );
+        assert_eq!(parse_workers(" 3 "), Ok(3));
+        assert_eq!(parse_workers("Auto"), Ok(auto_workers()));
+        assert_eq!(
+            parse_workers("0"),
+            Err("must be between 1 and 512, found 0".to_owned())
+        );
+        assert!(parse_workers("lots").unwrap_err().contains("(1 to 512)"));
+        assert!((1..=MAX_WORKERS).contains(&auto_workers()));
+    }
+}

@@ -1,0 +1,189 @@
+//! Opening files without ever leaving the served root.
+//!
+//! What it does: opens the root directory once (`O_PATH`) and resolves every
+//! later lookup relative to that fd with `openat2` and `RESOLVE_BENEATH`, so
+//! neither `..` inside a symlink nor a symlink pointing elsewhere can leave
+//! the root, whatever renames race with us. Absolute symlinks are refused
+//! even when they point inside the root, because `RESOLVE_BENEATH` refuses
+//! them. On a kernel without `openat2` (before 5.6, or a seccomp filter
+//! answering ENOSYS) it falls back to canonicalising the path and checking
+//! its prefix, which a concurrent symlink swap could race, but which still
+//! refuses every plain escape.
+//!
+//! What it doesn't: decode or vet request paths (see `path`), or decide what
+//! an error means to a client: it hands back the kernel's `Errno` (EXDEV for
+//! an escape) and the caller picks the status.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+/// The served directory, opened once; every open is resolved beneath it.
+pub(crate) struct ConfinedRoot {
+    /// The root, opened once with `O_PATH`: every lookup starts here.
+    fd: OwnedFd,
+    /// The canonical root path, only used by the no-`openat2` fallback.
+    canonical: PathBuf,
+    /// Set once `openat2` answered ENOSYS, so we stop trying it. Atomic
+    /// because thread-mode pool threads share one root.
+    no_openat2: AtomicBool,
+}
+
+impl ConfinedRoot {
+    /// Opens the root directory; fails if it is missing or not a directory.
+    pub(crate) fn open(root: &Path) -> io::Result<ConfinedRoot> {
+        let fd = fcntl::open(
+            root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(ConfinedRoot {
+            fd,
+            canonical: std::fs::canonicalize(root)?,
+            no_openat2: AtomicBool::new(false),
+        })
+    }
+
+    /// Opens `rel` (relative, no `..`, no NUL) for reading, never outside
+    /// the root. `O_NONBLOCK` so a FIFO can't block the worker.
+    pub(crate) fn open_beneath(&self, rel: &[u8]) -> Result<OwnedFd, Errno> {
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+        if !self.no_openat2.load(Ordering::Relaxed) {
+            let how = OpenHow::new()
+                .flags(flags)
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            let mut tries = 0;
+            loop {
+                match fcntl::openat2(&self.fd, rel, how) {
+                    // EAGAIN: a concurrent rename kept the kernel from
+                    // proving the walk stayed beneath; openat2(2) says retry.
+                    Err(Errno::EAGAIN | Errno::EINTR) if tries < 3 => tries += 1,
+                    Err(Errno::ENOSYS) => {
+                        log::warn!("static: openat2 unavailable, using the canonicalize fallback");
+                        self.no_openat2.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    other => return other,
+                }
+            }
+        }
+        self.open_canonical(rel, flags)
+    }
+
+    /// The fallback for kernels without `openat2`: resolve every symlink
+    /// ourselves, then insist the result is still under the root.
+    fn open_canonical(&self, rel: &[u8], flags: OFlag) -> Result<OwnedFd, Errno> {
+        let full = self.canonical.join(OsStr::from_bytes(rel));
+        let real = std::fs::canonicalize(full).map_err(io_errno)?;
+        if !real.starts_with(&self.canonical) {
+            return Err(Errno::EXDEV);
+        }
+        fcntl::open(&real, flags, Mode::empty())
+    }
+
+    /// Makes this root behave as on a kernel without `openat2`, so tests
+    /// cover both strategies.
+    #[cfg(test)]
+    pub(crate) fn force_fallback(&self) {
+        self.no_openat2.store(true, Ordering::Relaxed);
+    }
+}
+
+fn io_errno(err: io::Error) -> Errno {
+    err.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::static_files::StaticFiles;
+    use crate::handlers::static_files::test_support::{HELLO, TempRoot, body_bytes, get};
+    use std::os::unix::fs::symlink;
+
+    /// Both strategies over one fixture: openat2, and the ENOSYS fallback.
+    fn roots(root: &TempRoot) -> [ConfinedRoot; 2] {
+        let fallback = ConfinedRoot::open(&root.path).unwrap();
+        fallback.force_fallback();
+        [ConfinedRoot::open(&root.path).unwrap(), fallback]
+    }
+
+    #[test]
+    fn openat2_is_kept_when_the_kernel_has_it() {
+        let root = TempRoot::new();
+        let sf = StaticFiles::open(&root.path).unwrap();
+        let probe = fcntl::openat2(&sf.root.fd, ".", OpenHow::new());
+        assert_eq!(get(&sf, "/hello.txt").status, 200);
+        let has_openat2 = !matches!(probe, Err(Errno::ENOSYS));
+        assert_eq!(sf.root.no_openat2.load(Ordering::Relaxed), !has_openat2);
+        if has_openat2 {
+            // RESOLVE_BENEATH refuses absolute symlinks, even into the root.
+            let target = root.path.join("hello.txt");
+            symlink(&target, root.path.join("abs-link")).unwrap();
+            assert_eq!(get(&sf, "/abs-link").status, 404);
+        }
+    }
+
+    #[test]
+    fn files_and_symlinks_inside_open() {
+        let root = TempRoot::new();
+        for confined in roots(&root) {
+            for rel in [
+                "hello.txt",
+                "sub/inner.txt",
+                "link-inside",
+                "link-dir/inner.txt",
+                ".",
+            ] {
+                assert!(confined.open_beneath(rel.as_bytes()).is_ok(), "{rel}");
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_are_exdev_in_both_strategies() {
+        let root = TempRoot::new();
+        for confined in roots(&root) {
+            for rel in ["link-outside", "link-outside/passwd", "link-up", ".."] {
+                assert_eq!(
+                    confined.open_beneath(rel.as_bytes()).unwrap_err(),
+                    Errno::EXDEV,
+                    "{rel}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn missing_paths_are_the_kernels_errors() {
+        let root = TempRoot::new();
+        for confined in roots(&root) {
+            assert_eq!(confined.open_beneath(b"nope").unwrap_err(), Errno::ENOENT);
+            assert_eq!(
+                confined.open_beneath(b"hello.txt/").unwrap_err(),
+                Errno::ENOTDIR
+            );
+        }
+    }
+
+    #[test]
+    fn symlinks_inside_work_and_outside_are_404() {
+        let root = TempRoot::new();
+        for sf in root.servers() {
+            let mut inside = get(&sf, "/link-inside");
+            assert_eq!(inside.status, 200);
+            assert_eq!(body_bytes(&mut inside), HELLO);
+            assert_eq!(get(&sf, "/link-dir/inner.txt").status, 200);
+            assert_eq!(get(&sf, "/link-outside").status, 404);
+            assert_eq!(get(&sf, "/link-outside/").status, 404);
+            assert_eq!(get(&sf, "/link-outside/passwd").status, 404);
+            assert_eq!(get(&sf, "/link-up").status, 404);
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! Static files under one root directory, served for GET and HEAD.
+//!
+//! What it does: the request flow. A request path is decoded and vetted
+//! (`path`), then opened beneath the root (`confined`: `openat2` with
+//! `RESOLVE_BENEATH`, or a canonicalising fallback), and what was opened
+//! decides the answer. Regular files get validators and conditional 304s
+//! (`validators`) and single byte ranges (`range`, 206/416), and are
+//! handed to the connection as [`Body::File`]: nothing is read into memory
+//! here. Directories get a trailing-slash redirect, their `index.html`, or
+//! an HTML listing (`listing`).
+//!
+//! What it doesn't: multipart ranges (a multi-range request gets the whole
+//! file), compression, content negotiation, writes, or caching metadata (a
+//! dev server must always show the file as it is now). Methods other than
+//! GET and HEAD never get here: the router answers them.
+
+mod confined;
+mod listing;
+mod path;
+mod range;
+#[cfg(test)]
+mod test_support;
+mod validators;
+
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sys::stat::{self, FileStat, SFlag};
+
+use crate::http::{Body, Request, Response};
+use confined::ConfinedRoot;
+use listing::{read_entries, render_listing};
+use path::{child, decode_path, file_name};
+use range::{ByteRange, parse_range};
+use validators::{Validators, if_range_allows, not_modified};
+
+/// Serves GET and HEAD for files and directories below one root.
+pub(crate) struct StaticFiles {
+    /// Every lookup is resolved beneath this root.
+    root: ConfinedRoot,
+}
+
+impl StaticFiles {
+    /// Opens the root directory once; every lookup is resolved beneath it.
+    pub(crate) fn open(root: &Path) -> io::Result<StaticFiles> {
+        Ok(StaticFiles {
+            root: ConfinedRoot::open(root)?,
+        })
+    }
+
+    /// Answers a GET or HEAD request (the router handles other methods).
+    ///
+    /// HEAD gets exactly the GET response; the connection drops the body,
+    /// so the `Content-Length` stays right.
+    pub(crate) fn serve(&self, req: &Request) -> Response {
+        // `*` (OPTIONS) is the only non-origin-form target that reaches us.
+        if !req.target.starts_with('/') {
+            return Response::error(400);
+        }
+        let path = req.path();
+        let rel = match decode_path(path) {
+            Ok(rel) => rel,
+            Err(status) => return Response::error(status),
+        };
+        // Keep a trailing slash for the kernel: `file.txt/` is then ENOTDIR
+        // (404), as it would be on any other server.
+        let open_path = if path.ends_with('/') {
+            child(&rel, b"")
+        } else {
+            rel.clone()
+        };
+        let fd = match self.root.open_beneath(&open_path) {
+            Ok(fd) => fd,
+            Err(err) => return open_error(err, &rel),
+        };
+        let st = match stat::fstat(&fd) {
+            Ok(st) => st,
+            Err(err) => {
+                log::warn!("static: fstat {:?}: {err}", String::from_utf8_lossy(&rel));
+                return Response::error(500);
+            }
+        };
+        match kind(&st) {
+            Kind::File => serve_file(req, file_name(&rel), File::from(fd), &st),
+            Kind::Dir if !path.ends_with('/') => redirect_to_dir(req),
+            Kind::Dir => self.serve_dir(req, &rel, fd),
+            // FIFOs, sockets and devices are not content.
+            Kind::Other => Response::error(403),
+        }
+    }
+
+    /// A directory requested with its trailing slash: `index.html` if it is
+    /// a regular file, else a listing.
+    fn serve_dir(&self, req: &Request, rel: &[u8], dir_fd: OwnedFd) -> Response {
+        // Opened beneath the ROOT, not the directory fd, so the index can't
+        // be a symlink out either.
+        if let Ok(fd) = self.root.open_beneath(&child(rel, b"index.html"))
+            && let Ok(st) = stat::fstat(&fd)
+            && kind(&st) == Kind::File
+        {
+            return serve_file(req, b"index.html", File::from(fd), &st);
+        }
+        let entries = match read_entries(dir_fd) {
+            Ok(entries) => entries,
+            Err(err) => {
+                log::warn!("static: listing {:?}: {err}", String::from_utf8_lossy(rel));
+                return Response::error(500);
+            }
+        };
+        let html = render_listing(rel, &entries);
+        Response::new(200, Body::Bytes(html.into_bytes()))
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("Cache-Control", "no-cache")
+            .header("X-Content-Type-Options", "nosniff")
+    }
+}
+
+/// The answer when a path can't be opened. Only the unexpected is logged:
+/// a 404 is a client's business, not the operator's.
+fn open_error(err: Errno, rel: &[u8]) -> Response {
+    match err {
+        // EXDEV: the walk would leave the root; ELOOP: too many symlinks or
+        // a magic link. Both look like "no such file" from outside.
+        Errno::ENOENT | Errno::ENOTDIR | Errno::EXDEV | Errno::ELOOP | Errno::ENAMETOOLONG => {
+            Response::error(404)
+        }
+        // ENXIO: a socket file (or a device without a driver).
+        Errno::EACCES | Errno::EPERM | Errno::ENXIO => Response::error(403),
+        other => {
+            log::warn!(
+                "static: opening {:?}: {other}",
+                String::from_utf8_lossy(rel)
+            );
+            Response::error(500)
+        }
+    }
+}
+
+/// The 301 that adds the trailing slash, so relative links in the page work.
+fn redirect_to_dir(req: &Request) -> Response {
+    let path = req.path();
+    let mut location = String::with_capacity(path.len() + 2);
+    // One leading slash only: `//evil.com/dir/` would be a protocol-relative
+    // redirect to another host.
+    location.push('/');
+    location.push_str(path.trim_start_matches('/'));
+    location.push('/');
+    if let Some(query) = req.query() {
+        location.push('?');
+        location.push_str(query);
+    }
+    // no-cache: browsers keep 301s forever, and on a dev server the
+    // directory may become a file tomorrow.
+    Response::error(301)
+        .header("Location", location)
+        .header("Cache-Control", "no-cache")
+}
+
+/// What an opened path is, as far as serving it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Other,
+}
+
+fn kind(st: &FileStat) -> Kind {
+    let format = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if format == SFlag::S_IFREG {
+        Kind::File
+    } else if format == SFlag::S_IFDIR {
+        Kind::Dir
+    } else {
+        Kind::Other
+    }
+}
+
+/// `Content-Type` from the extension; text gets an explicit charset so
+/// browsers don't guess one.
+fn content_type(name: &[u8]) -> Cow<'static, str> {
+    let mime = mime_guess::from_path(Path::new(OsStr::from_bytes(name))).first_or_octet_stream();
+    let essence = mime.essence_str();
+    if mime.type_() == mime_guess::mime::TEXT
+        || essence == "application/javascript"
+        || essence == "application/json"
+    {
+        Cow::Owned(format!("{essence}; charset=utf-8"))
+    } else {
+        Cow::Owned(essence.to_owned())
+    }
+}
+
+/// A regular file: 304, 206, 416 or 200, in that order of precedence.
+fn serve_file(req: &Request, name: &[u8], file: File, st: &FileStat) -> Response {
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let v = Validators::of(st);
+    if not_modified(&req.if_none_match, &req.if_modified_since, &v) {
+        return Response::new(304, Body::Empty)
+            .header("ETag", v.etag)
+            .header("Last-Modified", v.last_modified)
+            .header("Cache-Control", "no-cache");
+    }
+    let range = if req.range.is_empty() || !if_range_allows(&req.if_range, &v) {
+        ByteRange::Ignore
+    } else {
+        parse_range(&req.range, size)
+    };
+    let (status, offset, len) = match range {
+        ByteRange::Ignore => (200, 0, size),
+        ByteRange::Partial { start, len } => (206, start, len),
+        ByteRange::Unsatisfiable => {
+            return Response::error(416).header("Content-Range", format!("bytes */{size}"));
+        }
+    };
+    let mut resp = Response::new(status, Body::File { file, offset, len })
+        .header("Content-Type", content_type(name))
+        .header("Last-Modified", v.last_modified)
+        .header("ETag", v.etag)
+        .header("Accept-Ranges", "bytes")
+        .header("Cache-Control", "no-cache")
+        .header("X-Content-Type-Options", "nosniff");
+    if status == 206 {
+        let last = offset + len - 1;
+        resp = resp.header("Content-Range", format!("bytes {offset}-{last}/{size}"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::Mode;
+    use std::os::unix::fs::symlink;
+    use std::time::{Duration, UNIX_EPOCH};
+    use test_support::{HELLO, TempRoot, body_bytes, body_text, get, header, request};
+
+    #[test]
+    fn is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<StaticFiles>();
+    }
+
+    #[test]
+    fn open_refuses_a_missing_root_or_a_file() {
+        let root = TempRoot::new();
+        assert!(StaticFiles::open(&root.path.join("nope")).is_err());
+        assert!(StaticFiles::open(&root.path.join("hello.txt")).is_err());
+    }
+
+    #[test]
+    fn a_file_is_served_with_its_headers() {
+        let root = TempRoot::new();
+        for sf in root.servers() {
+            let mut resp = get(&sf, "/hello.txt");
+            assert_eq!(resp.status, 200);
+            assert!(
+                matches!(resp.body, Body::File { offset: 0, len, .. } if len == HELLO.len() as u64)
+            );
+            assert_eq!(body_bytes(&mut resp), HELLO);
+            assert_eq!(
+                header(&resp, "Content-Type"),
+                Some("text/plain; charset=utf-8")
+            );
+            assert_eq!(header(&resp, "Accept-Ranges"), Some("bytes"));
+            assert_eq!(header(&resp, "Cache-Control"), Some("no-cache"));
+            assert_eq!(header(&resp, "X-Content-Type-Options"), Some("nosniff"));
+            let etag = header(&resp, "ETag").unwrap();
+            assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+            let modified = std::fs::metadata(root.path.join("hello.txt"))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(
+                header(&resp, "Last-Modified").unwrap(),
+                httpdate::fmt_http_date(modified)
+            );
+            for forbidden in ["Date", "Server", "Content-Length", "Connection"] {
+                assert!(header(&resp, forbidden).is_none(), "{forbidden}");
+            }
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let root = TempRoot::new();
+        let sf = StaticFiles::open(&root.path).unwrap();
+        for (target, expected) in [
+            ("/style.css", "text/css; charset=utf-8"),
+            ("/data.json", "application/json; charset=utf-8"),
+            ("/blob.bin", "application/octet-stream"),
+            ("/.hidden", "application/octet-stream"),
+            ("/site/index.html", "text/html; charset=utf-8"),
+        ] {
+            assert_eq!(
+                header(&get(&sf, target), "Content-Type"),
+                Some(expected),
+                "{target}"
+            );
+        }
+        assert_eq!(content_type(b"app.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type(b"app.mjs"),
+            "application/javascript; charset=utf-8"
+        );
+        assert_eq!(content_type(b"x.png"), "image/png");
+        assert_eq!(content_type(b"caf\xe9.txt"), "text/plain; charset=utf-8");
+    }
+
+    #[test]
+    fn head_is_the_same_response_as_get() {
+        let root = TempRoot::new();
+        let sf = StaticFiles::open(&root.path).unwrap();
+        let get = get(&sf, "/hello.txt");
+        let head = sf.serve(&request("HEAD", "/hello.txt", ""));
+        assert_eq!(head.status, get.status);
+        assert_eq!(head.headers, get.headers);
+        assert_eq!(head.body.len(), get.body.len());
+        let head_list = sf.serve(&request("HEAD", "/sub/", ""));
+        assert_eq!(head_list.status, 200);
+        assert!(head_list.body.len() > 0);
+    }
+
+    #[test]
+    fn missing_files_are_404() {
+        let root = TempRoot::new();
+        for sf in root.servers() {
+            assert_eq!(get(&sf, "/nope").status, 404);
+            assert_eq!(get(&sf, "/sub/nope/deeper").status, 404);
+            assert_eq!(get(&sf, "/hello.txt/x").status, 404);
+            // A file with a trailing slash is not a directory.
+            assert_eq!(get(&sf, "/hello.txt/").status, 404);
+            let long = format!("/{}", "a/".repeat(3000));
+            assert_eq!(get(&sf, &long).status, 404);
+        }
+    }
+
+    #[test]
+    fn directories_redirect_to_their_slash() {
+        let root = TempRoot::new();
+        for sf in root.servers() {
+            for (target, location) in [
+                ("/sub", "/sub/"),
+                ("/sub?x=1&y", "/sub/?x=1&y"),
+                ("//evil.com/dir", "/evil.com/dir/"),
+                ("///evil.com/dir?q", "/evil.com/dir/?q"),
+                ("/./evil.com", "/./evil.com/"),
+                ("/link-dir", "/link-dir/"),
+            ] {
+                let resp = get(&sf, target);
+                assert_eq!(resp.status, 301, "{target}");
+                assert_eq!(header(&resp, "Location"), Some(location), "{target}");
+                assert!(!location.starts_with("//"));
+            }
+        }
+    }
+
+    #[test]
+    fn index_html_is_served() {
+        let root = TempRoot::new();
+        for sf in root.servers() {
+            let mut resp = get(&sf, "/site/");
+            assert_eq!(resp.status, 200);
+            assert_eq!(
+                header(&resp, "Content-Type"),
+                Some("text/html; charset=utf-8")
+            );
+            assert!(header(&resp, "ETag").is_some());
+            assert_eq!(body_text(&mut resp), "<p>index</p>");
+        }
+    }
+
+    #[test]
+    fn an_index_symlink_out_of_the_root_is_not_followed() {
+        let root = TempRoot::new();
+        symlink("/etc/hostname", root.path.join("sub/index.html")).unwrap();
+        for sf in root.servers() {
+            let mut resp = get(&sf, "/sub/");
+            assert_eq!(resp.status, 200);
+            let html = body_text(&mut resp);
+            assert!(html.contains("Index of /sub/"), "{html}");
+        }
+    }
+
+    #[test]
+    fn files_with_odd_names_are_served() {
+        let root = TempRoot::new();
+        std::fs::write(root.path.join(OsStr::from_bytes(b"caf\xe9.txt")), b"x").unwrap();
+        let sf = StaticFiles::open(&root.path).unwrap();
+        assert_eq!(get(&sf, "/caf%e9.txt").status, 200);
+        assert_eq!(get(&sf, "/a%26b%20%3Cc%3E.txt").status, 200);
+        assert_eq!(get(&sf, "/a&b%20%3Cc%3E.txt").status, 200);
+    }
+
+    #[test]
+    fn special_files_are_403() {
+        let root = TempRoot::new();
+        nix::unistd::mkfifo(&root.path.join("fifo"), Mode::S_IRWXU).unwrap();
+        let sock = root.path.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        for sf in root.servers() {
+            assert_eq!(get(&sf, "/fifo").status, 403);
+            assert_eq!(get(&sf, "/sock").status, 403);
+        }
+    }
+
+    #[test]
+    fn unreadable_files_are_403() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return; // root reads everything
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let root = TempRoot::new();
+        let path = root.path.join("secret.txt");
+        std::fs::write(&path, b"s").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let sf = StaticFiles::open(&root.path).unwrap();
+        assert_eq!(get(&sf, "/secret.txt").status, 403);
+    }
+
+    #[test]
+    fn a_file_with_an_odd_mtime_does_not_panic() {
+        let root = TempRoot::new();
+        let path = root.path.join("old.txt");
+        std::fs::write(&path, b"old").unwrap();
+        let file = File::options().write(true).open(&path).unwrap();
+        file.set_modified(UNIX_EPOCH - Duration::from_secs(86_400 * 400))
+            .unwrap();
+        let sf = StaticFiles::open(&root.path).unwrap();
+        let resp = get(&sf, "/old.txt");
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            header(&resp, "Last-Modified"),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+        let html = body_text(&mut get(&sf, "/"));
+        assert!(html.contains("1968-"), "{html}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Answering a parsed request: call the handler, hold a response that is
+//! not due yet, queue the answer, and write the access log.
+//!
+//! The handler runs under its own `catch_unwind`: a panicking handler
+//! becomes a 500 and the connection carries on. Whether the connection
+//! stays open after the answer is decided here (keep-alive, the handler's
+//! wish, draining, an unread body the client was told to hold back). It
+//! doesn't touch the socket: the answer goes into the write queue.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use super::{Connection, ServeCtx, panic_message};
+use crate::http::body::BodyReader;
+use crate::http::date::with_http_date;
+use crate::http::{RequestError, Response};
+
+/// A response waiting for its `not_before` time.
+pub(super) struct Delayed {
+    pub(super) response: Response,
+    keep_alive: bool,
+    started: Instant,
+}
+
+impl Connection {
+    /// Handles the parsed request and queues its response.
+    pub(super) fn serve(&mut self, ctx: &ServeCtx) {
+        let started = Instant::now();
+        let body = match BodyReader::new(self.req.body, ctx.max_body_bytes, ctx.max_header_bytes) {
+            Ok(body) => body,
+            Err(err) => return self.queue_error(ctx, err),
+        };
+        // Test builds only: a bug in the connection code, outside the
+        // handler's `catch_unwind` (see `drive`).
+        #[cfg(test)]
+        super::tests::panic_if_asked(&self.req);
+        let busy = ctx.slot.busy();
+        let response = catch_unwind(AssertUnwindSafe(|| ctx.handler.handle(&self.req)))
+            .unwrap_or_else(|panic| {
+                log::error!(
+                    "handler panicked on {} {}: {}",
+                    self.req.method_token,
+                    self.req.target,
+                    panic_message(&*panic)
+                );
+                Response::error(500)
+            });
+        drop(busy);
+        let mut keep_alive = self.req.keep_alive && !response.close && !ctx.is_draining();
+        if !body.is_done() {
+            if self.req.expect_continue {
+                // We answered without a 100 Continue, so the client may
+                // never send the body: close instead of waiting for it.
+                keep_alive = false;
+                self.unread_input = true;
+            } else {
+                self.body = Some(body);
+                self.timers.body_begun(started);
+            }
+        }
+        let delayed = Delayed {
+            response,
+            keep_alive,
+            started,
+        };
+        if delayed.response.not_before.is_some() {
+            self.delayed = Some(delayed);
+        } else {
+            self.finish(ctx, delayed);
+        }
+    }
+
+    /// Queues a handled request's response and logs it.
+    pub(super) fn finish(&mut self, ctx: &ServeCtx, done: Delayed) {
+        let (status, sent) = self.queue(ctx, done.response, done.keep_alive);
+        if ctx.access_log {
+            log::info!(
+                target: "access",
+                "{} {} {} {} {}us pid={}",
+                self.req.method_token,
+                self.req.target,
+                status,
+                sent,
+                done.started.elapsed().as_micros(),
+                ctx.pid
+            );
+        }
+    }
+
+    /// Queues the answer to an unreadable request and closes after it
+    /// (lingering: the client may still be sending). `self.req` must be
+    /// the request being refused, or reset if its head did not parse.
+    pub(super) fn queue_error(&mut self, ctx: &ServeCtx, err: RequestError) {
+        log::debug!("rejecting request: {err}");
+        let status = err.status();
+        let response = Response::text(
+            status,
+            format!("{status} {}: {err}", crate::http::response::reason(status)),
+        );
+        self.unread_input = true;
+        self.queue(ctx, response, false);
+        if ctx.access_log {
+            log::info!(target: "access", "- - {status} 0 0us pid={}", ctx.pid);
+        }
+    }
+
+    /// Serialises `response` into the write queue. Returns the status and
+    /// the body bytes that will be sent.
+    fn queue(&mut self, ctx: &ServeCtx, response: Response, keep_alive: bool) -> (u16, u64) {
+        let status = response.status;
+        let counted = response.counted;
+        let out = self.output.buffer();
+        with_http_date(|date| response.write_head(out, date, self.req.http10, keep_alive));
+        if !keep_alive {
+            self.close_after_write = true;
+        }
+        let send_body = !self.req.is_head() && !Response::status_has_no_body(status);
+        let len = if send_body { response.body.len() } else { 0 };
+        if send_body && let Err(err) = self.output.push_body(response.body) {
+            // The head promised `len` bytes; a short file can only end
+            // the connection.
+            log::warn!("file shrank while serving {}: {err}", self.req.target);
+            self.close_after_write = true;
+        }
+        if counted {
+            ctx.slot.count_request(len);
+        }
+        (status, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::http::{Body, Handler, Request, Response};
+    use crate::worker::connection::Next;
+    use crate::worker::connection::tests::{accepted, exchange};
+
+    /// Answers "hello", except that `/panic` panics.
+    struct Fragile;
+
+    impl Handler for Fragile {
+        fn handle(&self, req: &Request) -> Response {
+            if req.target == "/panic" {
+                panic!("handler bug");
+            }
+            Response::new(200, Body::Static(b"hello"))
+        }
+    }
+
+    #[test]
+    fn a_panicking_handler_gets_a_500_and_the_connection_carries_on() {
+        let (conn, ctx, client) = accepted(Fragile);
+        let pipelined = b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n\
+            GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let (next, answers) = exchange(conn, &ctx, client, pipelined);
+        assert_eq!(next, Next::Close);
+        let (first, second) = answers.split_once("\r\n\r\n").unwrap();
+        assert!(first.starts_with("HTTP/1.1 500 "), "{answers}");
+        assert!(second.contains("HTTP/1.1 200 "), "{answers}");
+        assert!(second.ends_with("\r\n\r\nhello"), "{answers}");
+        assert_eq!(ctx.slot.busy_threads(), 0, "the busy mark was cleared");
+    }
+
+    #[test]
+    fn a_head_answer_has_the_length_but_not_the_body() {
+        let (conn, ctx, client) = accepted(Fragile);
+        let head = b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let (_, answer) = exchange(conn, &ctx, client, head);
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-length: 5\r\n"),
+            "{answer}"
+        );
+        assert!(answer.ends_with("\r\n\r\n"), "{answer}");
+        assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn while_draining_an_answer_closes_its_connection() {
+        let (conn, ctx, client) = accepted(Fragile);
+        ctx.draining.store(true, Ordering::Relaxed);
+        let keep_alive = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (next, answer) = exchange(conn, &ctx, client, keep_alive);
+        assert_eq!(next, Next::Close);
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("connection: close\r\n"),
+            "{answer}"
+        );
+    }
+}
