@@ -17,7 +17,7 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
@@ -78,13 +78,48 @@ pub struct Slot {
     /// (parked between requests).
     pub connections: AtomicU32,
     pub idle_connections: AtomicU32,
-    /// Pool threads (thread mode); 0 in process mode.
+    /// Connections accepted since the worker started (the accept
+    /// strategy's fairness is judged by these).
+    pub accepted: AtomicU64,
+    /// Serving threads: pool threads (thread mode) or loop threads
+    /// (thread-loops mode); 0 in process mode, where the loop is the one.
     pub threads: AtomicU32,
-    /// Per serving thread (the loop thread is 0 in process mode, pool
-    /// thread `n` is `n` in thread mode): when its current request started
-    /// (monotonic ms), or 0 when idle. How the master spots one hung thread
-    /// in a worker whose heartbeat is fine.
-    pub busy_since_mono_ms: [AtomicU64; MAX_SERVING_THREADS],
+    /// Set by a thread-loops worker: each row's heartbeat is a loop's own,
+    /// and the watchdog judges every one of them.
+    pub loops_heartbeat: AtomicBool,
+    /// One row per serving thread (the loop thread is 0 in process mode,
+    /// pool or loop thread `n` is `n` otherwise); the worker initialises
+    /// the rows it uses before it publishes `threads`.
+    pub rows: [ThreadRow; MAX_SERVING_THREADS],
+}
+
+/// One serving thread's figures, on a cache line of its own so that loop
+/// threads counting side by side don't contend.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub struct ThreadRow {
+    /// When its current request started (monotonic ms), or 0 when idle.
+    /// How the master spots one hung thread in a worker whose heartbeat
+    /// is fine.
+    pub busy_since_mono_ms: AtomicU64,
+    /// Thread-loops mode: each loop's own heartbeat, so the master can tell
+    /// one stuck loop in a worker whose other loops are fine (0 elsewhere).
+    pub heartbeat_mono_ms: AtomicU64,
+    /// Thread-loops mode: what this loop accepted, served and holds.
+    pub accepted: AtomicU64,
+    pub requests: AtomicU64,
+    pub connections: AtomicU32,
+}
+
+impl ThreadRow {
+    /// Zeroes the row for a new worker.
+    pub fn reset(&self) {
+        self.busy_since_mono_ms.store(0, Ordering::Relaxed);
+        self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
+        self.accepted.store(0, Ordering::Relaxed);
+        self.requests.store(0, Ordering::Relaxed);
+        self.connections.store(0, Ordering::Relaxed);
+    }
 }
 
 impl Slot {
@@ -112,10 +147,14 @@ impl Slot {
         self.bytes_sent.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
         self.idle_connections.store(0, Ordering::Relaxed);
-        self.threads.store(0, Ordering::Relaxed);
-        for busy in &self.busy_since_mono_ms {
-            busy.store(0, Ordering::Relaxed);
+        self.accepted.store(0, Ordering::Relaxed);
+        // Only the rows the last worker used were written: touching all of
+        // them would fault in the whole slot for every spawn.
+        for row in &self.rows[..self.serving_threads()] {
+            row.reset();
         }
+        self.threads.store(0, Ordering::Relaxed);
+        self.loops_heartbeat.store(false, Ordering::Relaxed);
         self.set_state(SlotState::Starting);
     }
 
@@ -126,7 +165,9 @@ impl Slot {
     /// Marks the calling thread busy until the guard drops.
     pub fn busy(&'static self) -> BusyGuard {
         let index = SERVING_THREAD.with(std::cell::Cell::get);
-        self.busy_since_mono_ms[index].store(mono_ms(), Ordering::Relaxed);
+        self.rows[index]
+            .busy_since_mono_ms
+            .store(mono_ms(), Ordering::Relaxed);
         BusyGuard { slot: self, index }
     }
 
@@ -135,10 +176,34 @@ impl Slot {
         (self.threads.load(Ordering::Relaxed) as usize).clamp(1, MAX_SERVING_THREADS)
     }
 
-    fn busy_marks(&self) -> impl Iterator<Item = u64> + '_ {
-        self.busy_since_mono_ms[..self.serving_threads()]
+    /// The rows of the threads that serve.
+    pub fn serving_rows(&self) -> &[ThreadRow] {
+        &self.rows[..self.serving_threads()]
+    }
+
+    /// Publishes how many threads serve, after initialising their rows.
+    pub fn set_serving_threads(&self, threads: usize) {
+        let threads = threads.clamp(1, MAX_SERVING_THREADS);
+        for row in &self.rows[..threads] {
+            row.reset();
+        }
+        self.threads.store(threads as u32, Ordering::Release);
+    }
+
+    /// The oldest loop heartbeat of a thread-loops worker (monotonic ms),
+    /// or `None` for a worker whose loops don't keep one.
+    pub fn oldest_loop_heartbeat_mono_ms(&self) -> Option<u64> {
+        self.serving_rows()
             .iter()
-            .map(|busy| busy.load(Ordering::Relaxed))
+            .map(|row| row.heartbeat_mono_ms.load(Ordering::Relaxed))
+            .min()
+            .filter(|_| self.loops_heartbeat.load(Ordering::Relaxed))
+    }
+
+    fn busy_marks(&self) -> impl Iterator<Item = u64> + '_ {
+        self.serving_rows()
+            .iter()
+            .map(|row| row.busy_since_mono_ms.load(Ordering::Relaxed))
             .filter(|&since| since != 0)
     }
 
@@ -167,7 +232,9 @@ pub struct BusyGuard {
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.slot.busy_since_mono_ms[self.index].store(0, Ordering::Relaxed);
+        self.slot.rows[self.index]
+            .busy_since_mono_ms
+            .store(0, Ordering::Relaxed);
     }
 }
 
