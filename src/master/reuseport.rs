@@ -25,7 +25,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use super::listen::bind;
 
 /// `SO_ATTACH_REUSEPORT_CBPF` (Linux; `libc` exports it only for Android).
 const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
@@ -65,7 +65,7 @@ impl Group {
                 Some(first) => first.local_addr()?,
                 None => self.addr,
             };
-            self.sockets.push(bind_reuseport(addr, self.backlog)?);
+            self.sockets.push(bind(addr, self.backlog, true)?);
         }
         Ok(())
     }
@@ -105,22 +105,6 @@ impl Group {
             Err(io::Error::last_os_error())
         }
     }
-}
-
-/// One reuseport socket, non-blocking, with `SO_REUSEADDR` as well (a
-/// restart must not wait out TIME_WAIT).
-fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
 }
 
 /// The program: `A = hash; A %= live.len(); return live[A]`, the table
