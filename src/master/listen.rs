@@ -41,7 +41,11 @@ impl Listeners {
     /// loop of every worker position.
     pub(crate) fn open(config: &Config) -> io::Result<Listeners> {
         match config.accept {
-            Accept::Shared => Ok(Listeners::Shared(bind(config.listen, config.backlog, false)?)),
+            Accept::Shared => Ok(Listeners::Shared(bind(
+                config.listen,
+                config.backlog,
+                false,
+            )?)),
             Accept::Reuseport => {
                 let mut reuseport = Reuseport {
                     group: Group::open(config.listen, config.backlog, 1)?,
@@ -172,8 +176,7 @@ mod tests {
 
     #[test]
     fn a_shared_socket_serves_every_worker() {
-        let mut listeners =
-            Listeners::open(&config(Accept::Shared, Mode::Process, 3, 1)).unwrap();
+        let mut listeners = Listeners::open(&config(Accept::Shared, Mode::Process, 3, 1)).unwrap();
         let addr = listeners.local_addr().unwrap();
         for position in 0..3 {
             let sockets = listeners.for_worker(position, 1).unwrap();
@@ -196,11 +199,18 @@ mod tests {
         let first = fds(&mut listeners, 0);
         let second = fds(&mut listeners, 1);
         assert_eq!(first.len(), 3);
-        assert!(first.iter().all(|fd| !second.contains(fd)), "{first:?} {second:?}");
+        assert!(
+            first.iter().all(|fd| !second.contains(fd)),
+            "{first:?} {second:?}"
+        );
         // A respawn gets the same sockets; a new position (TTIN) new ones.
         assert_eq!(fds(&mut listeners, 0), first);
         let third = fds(&mut listeners, 2);
-        assert!(third.iter().all(|fd| !first.contains(fd) && !second.contains(fd)));
+        assert!(
+            third
+                .iter()
+                .all(|fd| !first.contains(fd) && !second.contains(fd))
+        );
         listeners.steer(&[0, 2], 3);
         let Listeners::Reuseport(reuseport) = &listeners else {
             unreachable!()

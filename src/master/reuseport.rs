@@ -70,6 +70,7 @@ impl Group {
         Ok(())
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.sockets.len()
     }
@@ -129,7 +130,10 @@ fn steering_program(live: &[usize]) -> io::Result<Vec<libc::sock_filter>> {
             libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
             (libc::SKF_AD_OFF + libc::SKF_AD_RXHASH) as u32,
         ),
-        stmt(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, live.len() as u32),
+        stmt(
+            libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K,
+            live.len() as u32,
+        ),
     ];
     for (slot, &socket) in live.iter().enumerate() {
         // if A == slot: return socket (else skip that return).
@@ -203,7 +207,10 @@ mod tests {
         group.steer(&[0, 2]).unwrap();
         let counts = spread(&group, 120);
         assert_eq!(counts[1], 0, "socket 1 is steered around: {counts:?}");
-        assert!(counts[0] > 20 && counts[2] > 20, "uneven spread: {counts:?}");
+        assert!(
+            counts[0] > 20 && counts[2] > 20,
+            "uneven spread: {counts:?}"
+        );
         // And back: with every socket live again, socket 1 gets its share.
         group.steer(&[0, 1, 2]).unwrap();
         let counts = spread(&group, 120);

@@ -54,7 +54,10 @@ pub(crate) enum Supervision {
     /// Loop `row` of a thread-loops worker: the worker's main thread
     /// watches and tells it through the [`LoopControl`] (waking it with a
     /// [`Waker`]); the loop heartbeats in its own scoreboard row.
-    Shared { control: Arc<LoopControl>, row: usize },
+    Shared {
+        control: Arc<LoopControl>,
+        row: usize,
+    },
 }
 
 /// Where connections with work are served; see the module docs.
@@ -577,8 +580,7 @@ mod tests {
             drain_deadline: None,
         };
         let listener = TcpListener::from_std(listener);
-        let event_loop =
-            EventLoop::new(ctx, listener, Supervision::Own(life), &config, 0).unwrap();
+        let event_loop = EventLoop::new(ctx, listener, Supervision::Own(life), &config, 0).unwrap();
         (event_loop, addr)
     }
 

@@ -125,9 +125,8 @@ impl LoopGroup {
                 .name(format!("forkpool-w{}l{row}", self.position))
                 .spawn(move || {
                     set_serving_thread(row);
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        event_loop.run()
-                    }));
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run()));
                     let _ = ended_tx.send((row, outcome.map_err(|_| ())));
                     let _ = ended_waker.wake();
                 })?;

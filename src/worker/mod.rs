@@ -142,7 +142,8 @@ fn boot<H: Handler + 'static>(
     // thread.
     if spec.config.mode != Mode::ThreadLoops {
         let own = Supervision::Own(life);
-        let event_loop = EventLoop::new(ctx, listener_of_loop(0)?, own, spec.config, spec.position)?;
+        let event_loop =
+            EventLoop::new(ctx, listener_of_loop(0)?, own, spec.config, spec.position)?;
         return Ok(Booted::OneLoop(event_loop));
     }
     let control = Arc::new(LoopControl::default());
@@ -153,7 +154,13 @@ fn boot<H: Handler + 'static>(
                 row,
             };
             let ctx = Arc::clone(&ctx);
-            EventLoop::new(ctx, listener_of_loop(row)?, shared, spec.config, spec.position)
+            EventLoop::new(
+                ctx,
+                listener_of_loop(row)?,
+                shared,
+                spec.config,
+                spec.position,
+            )
         })
         .collect::<io::Result<Vec<_>>>()?;
     Ok(Booted::Loops(LoopGroup::new(
