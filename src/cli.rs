@@ -95,6 +95,8 @@ mod tests {
             "thread",
             "--threads",
             "3",
+            "--accept",
+            "reuseport",
             "--faults",
         ])
         .unwrap();
@@ -107,6 +109,7 @@ mod tests {
                 workers: Some("auto".into()),
                 mode: Some("thread".into()),
                 threads: Some(3),
+                accept: Some("reuseport".into()),
                 faults: true,
             }
         );

@@ -158,7 +158,7 @@ impl Planner {
             .workers
             .iter()
             .filter(|w| w.position < self.target && w.kill_at.is_none())
-            .filter(|w| !w.retire.as_ref().is_some_and(|r| r.signalled.is_some()))
+            .filter(|w| w.retire.as_ref().is_none_or(|r| r.signalled.is_none()))
             .map(|w| w.position)
             .collect();
         positions.sort_unstable();

@@ -103,7 +103,7 @@ pub(crate) fn run<H: Handler + 'static>(
 /// A booted worker, ready to run: one event loop (process and thread mode)
 /// or one per thread (thread-loops).
 enum Booted {
-    OneLoop(EventLoop),
+    OneLoop(Box<EventLoop>),
     Loops(LoopGroup),
 }
 
@@ -144,7 +144,7 @@ fn boot<H: Handler + 'static>(
         let own = Supervision::Own(life);
         let event_loop =
             EventLoop::new(ctx, listener_of_loop(0)?, own, spec.config, spec.position)?;
-        return Ok(Booted::OneLoop(event_loop));
+        return Ok(Booted::OneLoop(Box::new(event_loop)));
     }
     let control = Arc::new(LoopControl::default());
     let loops = (0..spec.config.threads)
