@@ -530,7 +530,7 @@ mod tests {
             ),
             (
                 typed::<Mode>("1").unwrap_err(),
-                "expected \"process\" or \"thread\", found 1",
+                "expected \"process\", \"thread\" or \"thread-loops\", found 1",
             ),
             (
                 typed::<Integer>("\"8\"").unwrap_err(),
@@ -553,9 +553,15 @@ mod tests {
     fn modes_and_worker_counts() {
         assert_eq!(parse_mode("PROCESS"), Ok(Mode::Process));
         assert_eq!(parse_mode(" thread "), Ok(Mode::Thread));
+        assert_eq!(parse_mode("Thread-Loops"), Ok(Mode::ThreadLoops));
         assert_eq!(
             parse_mode("fiber"),
-            Err("expected \"process\" or \"thread\", found \"fiber\"".to_owned())
+            Err("expected \"process\", \"thread\" or \"thread-loops\", found \"fiber\"".to_owned())
+        );
+        assert_eq!(parse_accept(" ReusePort "), Ok(Accept::Reuseport));
+        assert_eq!(
+            parse_accept("fifo"),
+            Err("expected \"shared\" or \"reuseport\", found \"fifo\"".to_owned())
         );
         assert_eq!(parse_workers(" 3 "), Ok(3));
         assert_eq!(parse_workers("Auto"), Ok(auto_workers()));

@@ -2,9 +2,9 @@
 //!
 //! [`Server::start`] runs `forkpool` on `127.0.0.1:0`, waits (with a
 //! deadline, never a fixed sleep) for its `listening on http://…` line, and
-//! stops it when dropped: SIGQUIT, then SIGKILL if it lingers. [`both_modes!`]
+//! stops it when dropped: SIGQUIT, then SIGKILL if it lingers. [`every_mode!`]
 //! turns one test body into one test per worker architecture, as ripgrep's
-//! `rgtest!` runs one body under two regex engines.
+//! `rgtest!` runs one body under each regex engine.
 //!
 //! The HTTP client here is deliberately raw (a `TcpStream` and a tiny
 //! response parser) so tests can send malformed bytes and see exactly what
@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 /// How long anything in a test may take before it counts as a failure.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Generates `mod $name { fn process(); fn thread(); }` running `$body`
-/// with `$mode` bound to "process" and then "thread".
+/// Generates `mod $name { fn process(); fn thread(); fn thread_loops(); }`
+/// running `$body` with `$mode` bound to each worker architecture.
 #[macro_export]
-macro_rules! both_modes {
+macro_rules! every_mode {
     ($name:ident, |$mode:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
@@ -40,6 +40,11 @@ macro_rules! both_modes {
             #[test]
             fn thread() {
                 let $mode: &str = "thread";
+                $body
+            }
+            #[test]
+            fn thread_loops() {
+                let $mode: &str = "thread-loops";
                 $body
             }
         }
@@ -181,6 +186,16 @@ impl Server {
     pub fn wait_for_log(&self, needle: &str) {
         let found = wait_until(DEADLINE, || self.log().contains(needle));
         assert!(found, "log never said {needle:?}; log:\n{}", self.log());
+    }
+
+    /// Waits until the log contains one of `needles`; panics with the log
+    /// if none shows up.
+    pub fn wait_for_any_log(&self, needles: &[&str]) {
+        let found = wait_until(DEADLINE, || {
+            let log = self.log();
+            needles.iter().any(|needle| log.contains(needle))
+        });
+        assert!(found, "log never said any of {needles:?}; log:\n{}", self.log());
     }
 
     /// Pids of the master's live (non-zombie) children, sorted.
