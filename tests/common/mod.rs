@@ -195,7 +195,11 @@ impl Server {
             let log = self.log();
             needles.iter().any(|needle| log.contains(needle))
         });
-        assert!(found, "log never said any of {needles:?}; log:\n{}", self.log());
+        assert!(
+            found,
+            "log never said any of {needles:?}; log:\n{}",
+            self.log()
+        );
     }
 
     /// Pids of the master's live (non-zombie) children, sorted.
@@ -470,6 +474,26 @@ impl Client {
         })
     }
 
+    /// True if nothing arrives (no byte, no close) for `limit`: the request
+    /// sent is waiting somewhere. Bytes that do arrive are kept for
+    /// [`Client::read_response`].
+    pub fn silent_for(&mut self, limit: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        self.stream.set_read_timeout(Some(limit)).unwrap();
+        let mut chunk = [0u8; 64 * 1024];
+        let silent = match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(e) => is_timeout(&e),
+        };
+        self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        silent
+    }
+
     /// True if the server closed the connection (EOF or reset) with no more bytes.
     pub fn is_closed(&mut self) -> bool {
         self.buf.is_empty() && self.fill() == 0
@@ -533,6 +557,21 @@ pub fn write_config(text: &str) -> String {
     let path = dir.join(format!("{}.toml", N.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
+}
+
+/// A field of a workload's JSON answer (`"thread":"forkpool-w0l1"`).
+pub fn json_field(response: &Response, name: &str) -> serde_json::Value {
+    let json: serde_json::Value = serde_json::from_str(&response.text())
+        .unwrap_or_else(|_| panic!("not JSON: {}", response.text()));
+    json[name].clone()
+}
+
+/// Jain's fairness index of `counts`: 1.0 when all are equal, 1/n when one
+/// has everything.
+pub fn jain(counts: &[u64]) -> f64 {
+    let sum: f64 = counts.iter().map(|&c| c as f64).sum();
+    let squares: f64 = counts.iter().map(|&c| (c as f64).powi(2)).sum();
+    sum * sum / (counts.len() as f64 * squares)
 }
 
 /// The pid in a workload's JSON answer (`"pid":123`).
