@@ -28,7 +28,7 @@ Signals (send them to the master):
 #[command(
     name = "forkpool",
     version,
-    about = "A prefork HTTP/1.1 server: one master, N workers, each a single event-loop process or a thread pool",
+    about = "A prefork HTTP/1.1 server: one master, N workers, each a single event-loop process, an event loop feeding a thread pool, or one event loop per thread",
     after_help = SIGNALS
 )]
 pub struct Cli {
