@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput benchmark: a 1 KiB static file, forkpool in both architectures
+# Throughput benchmark: a 1 KiB static file, forkpool in each architecture
 # (and nginx, if installed) measured in ONE run, rounds interleaved
 # (A, B, C, A, B, C, ...), medians reported, so the ratios survive a noisy
 # shared machine. Server(s) and load generator are pinned to different cores.
@@ -9,8 +9,12 @@
 #                    [--tool wrk|oha] [--server-cpus LIST] [--load-cpus LIST]
 #                    [--baseline BIN]
 #
-# Defaults: 5 s x 5 rounds, 64 connections; process mode with 2 workers,
-# thread mode with 1 worker x 4 threads, nginx with 2 workers. Traffic goes
+# Defaults: 5 s x 5 rounds, 64 connections; process mode with 2 workers
+# (shared accept, and reuseport), thread-loops with 1 worker x 2 loops (the
+# controlled pair of process mode: same loop, one address space), thread
+# mode with 1 worker x 4 threads, nginx with 2 workers. Each forkpool row
+# also gives the accept fairness (Jain's index over workers, or over loops
+# in thread-loops, of the connections accepted in all rounds). Traffic goes
 # to 127.0.0.1 only. Prints a table; writes nothing outside a temp dir.
 # --baseline BIN adds the same two forkpool configurations run from another
 # build (say, the last release of main), interleaved with the others, so a
@@ -125,6 +129,8 @@ EOF
 }
 
 start_forkpool process --mode process --workers "$workers"
+start_forkpool reuseport --mode process --workers "$workers" --accept reuseport
+start_forkpool loops --mode thread-loops --workers 1 --threads "$workers"
 start_forkpool thread --mode thread --workers "$pool_workers" --threads "$threads"
 if [ -n "$baseline" ]; then
   FORKPOOL_BIN=$baseline start_forkpool base-process --mode process --workers "$workers"
@@ -143,7 +149,7 @@ load() {
 }
 
 echo "forkpool bench: 1 KiB file, $tool, $connections connections, ${duration}s x $rounds rounds"
-echo "  process: $workers worker(s); thread: $pool_workers worker(s) x $threads threads; nginx: $workers workers"
+echo "  process: $workers worker(s) (shared, reuseport); loops: 1 worker x $workers loops; thread: $pool_workers worker(s) x $threads threads; nginx: $workers workers"
 echo "  server cpus: ${server_cpus:-any}; load cpus: ${load_cpus:-any}"
 # Warm-up: one short unmeasured run each (page cache, lazy allocations).
 while read -r name port; do
@@ -156,6 +162,12 @@ for round in $(seq 1 "$rounds"); do
     load "$name" "$port" "$round"
   done < "$work/ports"
 done
+
+# Accept fairness of each forkpool server, from its /-/status.
+while read -r name port; do
+  [ "$name" = nginx ] && continue
+  curl -s --max-time 5 "http://127.0.0.1:$port/-/status" > "$work/$name.status" || true
+done < "$work/ports"
 
 python3 - "$work" "$tool" <<'PY'
 import json, re, statistics, sys, glob, os
@@ -181,10 +193,19 @@ for name in names:
     runs = [parse(p) for p in sorted(glob.glob(os.path.join(work, f"{name}.*.{tool}")))]
     rows[name] = [statistics.median(col) for col in zip(*runs)] + [[r[0] for r in runs]]
 print()
-print(f"{'server':<13} {'req/s (median)':>15} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   rounds req/s")
+def fairness(name):
+    try:
+        status = json.load(open(os.path.join(work, f"{name}.status")))
+    except (OSError, ValueError):
+        return "-"
+    workers = status["workers"]
+    if len(workers) == 1 and workers[0].get("fairness") is not None:
+        return f"{workers[0]['fairness']:.2f}"
+    return f"{status['totals']['fairness']:.2f}"
+print(f"{'server':<13} {'req/s (median)':>15} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'fair':>5}   rounds req/s")
 for name in names:
     rps, p50, p99, err, all_rps = rows[name]
-    print(f"{name:<13} {rps:>15,.0f} {p50:>8.2f} {p99:>8.2f} {err:>7.0f}   " + " ".join(f"{r:,.0f}" for r in all_rps))
+    print(f"{name:<13} {rps:>15,.0f} {p50:>8.2f} {p99:>8.2f} {err:>7.0f} {fairness(name):>5}   " + " ".join(f"{r:,.0f}" for r in all_rps))
 print()
 def ratio(a, b):
     if a in rows and b in rows:
@@ -192,6 +213,8 @@ def ratio(a, b):
 ratio("process", "nginx")
 ratio("thread", "nginx")
 ratio("thread", "process")
+ratio("loops", "process")
+ratio("reuseport", "process")
 ratio("process", "base-process")
 ratio("thread", "base-thread")
 PY

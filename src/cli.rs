@@ -23,12 +23,12 @@ Signals (send them to the master):
   SIGHUP            reload the config file
   SIGTTIN, SIGTTOU  add / remove a worker";
 
-/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--faults]`
+/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults]`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
 #[command(
     name = "forkpool",
     version,
-    about = "A prefork HTTP/1.1 server: one master, N workers, each a single event-loop process or a thread pool",
+    about = "A prefork HTTP/1.1 server: one master, N workers, each a single event-loop process, an event loop feeding a thread pool, or one event loop per thread",
     after_help = SIGNALS
 )]
 pub struct Cli {
@@ -48,13 +48,17 @@ pub struct Cli {
     #[arg(short, long, value_name = "N|auto")]
     pub(crate) workers: Option<String>,
 
-    /// Worker architecture: "process" (one event loop) or "thread" (loop + thread pool) [default: process]
-    #[arg(long, value_name = "process|thread")]
+    /// Worker architecture: "process" (one event loop), "thread" (loop + thread pool) or "thread-loops" (one event loop per thread) [default: process]
+    #[arg(long, value_name = "process|thread|thread-loops")]
     pub(crate) mode: Option<String>,
 
-    /// Pool threads per worker in thread mode, 1 to 1024 [default: 8]
+    /// Threads per worker: the pool in thread mode, the loops in thread-loops mode; 1 to 1024 [default: 8]
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
+
+    /// Accept strategy: "shared" (one socket, whoever wakes first) or "reuseport" (a SO_REUSEPORT socket per event loop, spread by the kernel) [default: shared]
+    #[arg(long, value_name = "shared|reuseport")]
+    pub(crate) accept: Option<String>,
 
     /// Enable the fault-injection endpoints under /-/fault/ (loopback only)
     #[arg(long)]
@@ -91,6 +95,8 @@ mod tests {
             "thread",
             "--threads",
             "3",
+            "--accept",
+            "reuseport",
             "--faults",
         ])
         .unwrap();
@@ -103,6 +109,7 @@ mod tests {
                 workers: Some("auto".into()),
                 mode: Some("thread".into()),
                 threads: Some(3),
+                accept: Some("reuseport".into()),
                 faults: true,
             }
         );

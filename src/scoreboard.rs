@@ -17,7 +17,7 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
@@ -25,7 +25,7 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 use crate::death::Death;
 
 /// Most serving threads a slot tracks (the config's limit on `threads`).
-pub const MAX_SERVING_THREADS: usize = crate::config::MAX_THREADS;
+pub(crate) const MAX_SERVING_THREADS: usize = crate::config::MAX_THREADS;
 
 thread_local! {
     /// This thread's index in `busy_since_mono_ms`.
@@ -33,14 +33,14 @@ thread_local! {
 }
 
 /// Names the calling thread's entry in `busy_since_mono_ms` (pool thread `n`).
-pub fn set_serving_thread(index: usize) {
+pub(crate) fn set_serving_thread(index: usize) {
     SERVING_THREAD.with(|cell| cell.set(index.min(MAX_SERVING_THREADS - 1)));
 }
 
 /// Lifecycle of the worker in a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-pub enum SlotState {
+pub(crate) enum SlotState {
     Free = 0,
     Starting = 1,
     Ready = 2,
@@ -49,7 +49,7 @@ pub enum SlotState {
 
 impl SlotState {
     /// The name `/-/status` and the dashboard use.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SlotState::Free => "free",
             SlotState::Starting => "starting",
@@ -62,33 +62,68 @@ impl SlotState {
 /// One worker's shared counters. Zeroed memory is a valid, free slot.
 #[repr(C, align(64))]
 #[derive(Debug)]
-pub struct Slot {
-    pub pid: AtomicI32,
+pub(crate) struct Slot {
+    pub(crate) pid: AtomicI32,
     state: AtomicU32,
     /// The worker's position (0..workers); a replacement takes the same one.
-    pub position: AtomicU32,
+    pub(crate) position: AtomicU32,
     /// Bumped by the master each time the slot is handed to a new worker.
-    pub generation: AtomicU64,
-    pub started_ms: AtomicU64,
+    pub(crate) generation: AtomicU64,
+    pub(crate) started_ms: AtomicU64,
     /// Set at spawn and by the worker at least every `worker::TICK`.
-    pub heartbeat_mono_ms: AtomicU64,
-    pub requests: AtomicU64,
-    pub bytes_sent: AtomicU64,
+    pub(crate) heartbeat_mono_ms: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
     /// Open connections, and how many of those are idle keep-alive ones
     /// (parked between requests).
-    pub connections: AtomicU32,
-    pub idle_connections: AtomicU32,
-    /// Pool threads (thread mode); 0 in process mode.
-    pub threads: AtomicU32,
-    /// Per serving thread (the loop thread is 0 in process mode, pool
-    /// thread `n` is `n` in thread mode): when its current request started
-    /// (monotonic ms), or 0 when idle. How the master spots one hung thread
-    /// in a worker whose heartbeat is fine.
-    pub busy_since_mono_ms: [AtomicU64; MAX_SERVING_THREADS],
+    pub(crate) connections: AtomicU32,
+    pub(crate) idle_connections: AtomicU32,
+    /// Connections accepted since the worker started (the accept
+    /// strategy's fairness is judged by these).
+    pub(crate) accepted: AtomicU64,
+    /// Serving threads: pool threads (thread mode) or loop threads
+    /// (thread-loops mode); 0 in process mode, where the loop is the one.
+    pub(crate) threads: AtomicU32,
+    /// Set by a thread-loops worker: each row's heartbeat is a loop's own,
+    /// and the watchdog judges every one of them.
+    pub(crate) loops_heartbeat: AtomicBool,
+    /// One row per serving thread (the loop thread is 0 in process mode,
+    /// pool or loop thread `n` is `n` otherwise); the worker initialises
+    /// the rows it uses before it publishes `threads`.
+    pub(crate) rows: [ThreadRow; MAX_SERVING_THREADS],
+}
+
+/// One serving thread's figures, on a cache line of its own so that loop
+/// threads counting side by side don't contend.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct ThreadRow {
+    /// When its current request started (monotonic ms), or 0 when idle.
+    /// How the master spots one hung thread in a worker whose heartbeat
+    /// is fine.
+    pub(crate) busy_since_mono_ms: AtomicU64,
+    /// Thread-loops mode: each loop's own heartbeat, so the master can tell
+    /// one stuck loop in a worker whose other loops are fine (0 elsewhere).
+    pub(crate) heartbeat_mono_ms: AtomicU64,
+    /// Thread-loops mode: what this loop accepted, served and holds.
+    pub(crate) accepted: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) connections: AtomicU32,
+}
+
+impl ThreadRow {
+    /// Zeroes the row for a new worker.
+    pub(crate) fn reset(&self) {
+        self.busy_since_mono_ms.store(0, Ordering::Relaxed);
+        self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
+        self.accepted.store(0, Ordering::Relaxed);
+        self.requests.store(0, Ordering::Relaxed);
+        self.connections.store(0, Ordering::Relaxed);
+    }
 }
 
 impl Slot {
-    pub fn state(&self) -> SlotState {
+    pub(crate) fn state(&self) -> SlotState {
         match self.state.load(Ordering::Acquire) {
             1 => SlotState::Starting,
             2 => SlotState::Ready,
@@ -97,12 +132,12 @@ impl Slot {
         }
     }
 
-    pub fn set_state(&self, state: SlotState) {
+    pub(crate) fn set_state(&self, state: SlotState) {
         self.state.store(state as u32, Ordering::Release);
     }
 
     /// Called by the master before forking the slot's new worker.
-    pub fn reset_for_spawn(&self, position: usize) {
+    pub(crate) fn reset_for_spawn(&self, position: usize) {
         self.pid.store(0, Ordering::Relaxed);
         self.position.store(position as u32, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
@@ -112,78 +147,114 @@ impl Slot {
         self.bytes_sent.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
         self.idle_connections.store(0, Ordering::Relaxed);
-        self.threads.store(0, Ordering::Relaxed);
-        for busy in &self.busy_since_mono_ms {
-            busy.store(0, Ordering::Relaxed);
+        self.accepted.store(0, Ordering::Relaxed);
+        // Only the rows the last worker used were written: touching all of
+        // them would fault in the whole slot for every spawn.
+        for row in &self.rows[..self.serving_threads()] {
+            row.reset();
         }
+        self.threads.store(0, Ordering::Relaxed);
+        self.loops_heartbeat.store(false, Ordering::Relaxed);
         self.set_state(SlotState::Starting);
     }
 
-    pub fn heartbeat(&self) {
+    pub(crate) fn heartbeat(&self) {
         self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
     }
 
     /// Marks the calling thread busy until the guard drops.
-    pub fn busy(&'static self) -> BusyGuard {
+    pub(crate) fn busy(&'static self) -> BusyGuard {
         let index = SERVING_THREAD.with(std::cell::Cell::get);
-        self.busy_since_mono_ms[index].store(mono_ms(), Ordering::Relaxed);
+        self.rows[index]
+            .busy_since_mono_ms
+            .store(mono_ms(), Ordering::Relaxed);
         BusyGuard { slot: self, index }
     }
 
     /// How many threads serve requests: the pool, or the one loop thread.
-    pub fn serving_threads(&self) -> usize {
+    pub(crate) fn serving_threads(&self) -> usize {
         (self.threads.load(Ordering::Relaxed) as usize).clamp(1, MAX_SERVING_THREADS)
     }
 
-    fn busy_marks(&self) -> impl Iterator<Item = u64> + '_ {
-        self.busy_since_mono_ms[..self.serving_threads()]
+    /// The rows of the threads that serve.
+    pub(crate) fn serving_rows(&self) -> &[ThreadRow] {
+        &self.rows[..self.serving_threads()]
+    }
+
+    /// Publishes how many threads serve, after initialising their rows.
+    pub(crate) fn set_serving_threads(&self, threads: usize) {
+        let threads = threads.clamp(1, MAX_SERVING_THREADS);
+        for row in &self.rows[..threads] {
+            row.reset();
+        }
+        self.threads.store(threads as u32, Ordering::Release);
+    }
+
+    /// The oldest loop heartbeat of a thread-loops worker (monotonic ms),
+    /// or `None` for a worker whose loops don't keep one.
+    pub(crate) fn oldest_loop_heartbeat_mono_ms(&self) -> Option<u64> {
+        self.serving_rows()
             .iter()
-            .map(|busy| busy.load(Ordering::Relaxed))
+            .map(|row| row.heartbeat_mono_ms.load(Ordering::Relaxed))
+            .min()
+            .filter(|_| self.loops_heartbeat.load(Ordering::Relaxed))
+    }
+
+    fn busy_marks(&self) -> impl Iterator<Item = u64> + '_ {
+        self.serving_rows()
+            .iter()
+            .map(|row| row.busy_since_mono_ms.load(Ordering::Relaxed))
             .filter(|&since| since != 0)
     }
 
     /// The start of the oldest request in progress (monotonic ms), if any.
-    pub fn oldest_busy_mono_ms(&self) -> Option<u64> {
+    pub(crate) fn oldest_busy_mono_ms(&self) -> Option<u64> {
         self.busy_marks().min()
     }
 
     /// Threads in the middle of a request.
-    pub fn busy_threads(&self) -> usize {
+    pub(crate) fn busy_threads(&self) -> usize {
         self.busy_marks().count()
     }
 
     /// Counts one answered request (relaxed: a statistic, not a fence).
-    pub fn count_request(&self, bytes: u64) {
+    pub(crate) fn count_request(&self, bytes: u64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+        // And in the serving thread's own row (its cache line: no
+        // contention between loop threads).
+        let thread = SERVING_THREAD.with(std::cell::Cell::get);
+        self.rows[thread].requests.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Clears a thread's busy mark when its request is done (or unwinds).
-pub struct BusyGuard {
+pub(crate) struct BusyGuard {
     slot: &'static Slot,
     index: usize,
 }
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.slot.busy_since_mono_ms[self.index].store(0, Ordering::Relaxed);
+        self.slot.rows[self.index]
+            .busy_since_mono_ms
+            .store(0, Ordering::Relaxed);
     }
 }
 
 /// How many worker deaths the scoreboard remembers.
-pub const DEATHS_KEPT: usize = 32;
+pub(crate) const DEATHS_KEPT: usize = 32;
 
 /// One worker death, as the master recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeathRecord {
-    pub position: u32,
-    pub pid: i32,
+pub(crate) struct DeathRecord {
+    pub(crate) position: u32,
+    pub(crate) pid: i32,
     /// How it ended: the exit code, or the signal that killed it.
-    pub how: Death,
-    pub at_ms: u64,
-    pub uptime_ms: u64,
-    pub requests: u64,
+    pub(crate) how: Death,
+    pub(crate) at_ms: u64,
+    pub(crate) uptime_ms: u64,
+    pub(crate) requests: u64,
 }
 
 /// A [`DeathRecord`] in shared memory, guarded by a sequence lock: the one
@@ -211,9 +282,9 @@ struct SharedDeath {
 /// The master's part of the mapping.
 #[repr(C, align(64))]
 #[derive(Debug)]
-pub struct Header {
-    pub master_pid: AtomicI32,
-    pub master_started_ms: AtomicU64,
+pub(crate) struct Header {
+    pub(crate) master_pid: AtomicI32,
+    pub(crate) master_started_ms: AtomicU64,
     /// Slots ever handed out: readers look no further. Touching a page of
     /// a shared mapping makes it resident in the reader too, so scanning
     /// all the (mostly never used) slots would add megabytes to the PSS of
@@ -226,7 +297,7 @@ pub struct Header {
 
 impl Header {
     /// Records a death. Only the master calls this (one writer).
-    pub fn record_death(&self, death: &DeathRecord) {
+    pub(crate) fn record_death(&self, death: &DeathRecord) {
         let n = self.deaths_recorded.load(Ordering::Relaxed);
         let shared = &self.deaths[n as usize % DEATHS_KEPT];
         // Wrapping: workers can write this memory too, and a corrupt
@@ -258,13 +329,13 @@ impl Header {
     }
 
     /// Every death recorded since the master started.
-    pub fn deaths_total(&self) -> u64 {
+    pub(crate) fn deaths_total(&self) -> u64 {
         self.deaths_recorded.load(Ordering::Acquire)
     }
 
     /// The deaths still remembered, newest first. A record being rewritten
     /// at this very moment is skipped rather than waited for.
-    pub fn recent_deaths(&self) -> Vec<DeathRecord> {
+    pub(crate) fn recent_deaths(&self) -> Vec<DeathRecord> {
         let total = self.deaths_total();
         let kept = total.min(DEATHS_KEPT as u64);
         (total - kept..total)
@@ -310,7 +381,7 @@ fn read_death(shared: &SharedDeath, n: u64) -> Option<DeathRecord> {
 
 /// The shared mapping; see the module docs.
 #[derive(Clone, Copy)]
-pub struct Scoreboard {
+pub(crate) struct Scoreboard {
     header: NonNull<Header>,
     slots: NonNull<Slot>,
     len: usize,
@@ -325,7 +396,7 @@ unsafe impl Sync for Scoreboard {}
 impl Scoreboard {
     /// Maps a header and `len` zeroed slots shared with every future child,
     /// and names the calling process the master.
-    pub fn new(len: usize) -> io::Result<Scoreboard> {
+    pub(crate) fn new(len: usize) -> io::Result<Scoreboard> {
         let len = len.max(1);
         // `Header` is 64-byte aligned, so its size is a multiple of 64 and
         // the slots that follow it are aligned too.
@@ -354,13 +425,13 @@ impl Scoreboard {
         Ok(board)
     }
 
-    pub fn header(&self) -> &'static Header {
+    pub(crate) fn header(&self) -> &'static Header {
         // SAFETY: the mapping lives (unmapped never) for the rest of the process.
         unsafe { &*self.header.as_ptr() }
     }
 
     /// Slot `index`. Panics on an out-of-range index (a bug in the master).
-    pub fn slot(&self, index: usize) -> &'static Slot {
+    pub(crate) fn slot(&self, index: usize) -> &'static Slot {
         assert!(index < self.len, "scoreboard slot {index} out of range");
         // SAFETY: in bounds, and the mapping lives (unmapped never) for the
         // rest of the process.
@@ -368,14 +439,14 @@ impl Scoreboard {
     }
 
     /// Every slot that was ever used, in order.
-    pub fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
         let used = self.header().slots_used.load(Ordering::Acquire) as usize;
         (0..used.min(self.len)).map(|i| self.slot(i))
     }
 
     /// The first free slot, if any, now counted as used (the master's, before
     /// a spawn).
-    pub fn claim_slot(&self) -> Option<usize> {
+    pub(crate) fn claim_slot(&self) -> Option<usize> {
         let index = (0..self.len).find(|&i| self.slot(i).state() == SlotState::Free)?;
         self.header()
             .slots_used
@@ -385,7 +456,7 @@ impl Scoreboard {
 }
 
 /// Milliseconds since the Unix epoch (wall clock: for people).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -394,7 +465,7 @@ pub fn now_ms() -> u64 {
 
 /// Milliseconds of `CLOCK_MONOTONIC`: the same clock in every process, and
 /// never set back (for deadlines and ages).
-pub fn mono_ms() -> u64 {
+pub(crate) fn mono_ms() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
         .unwrap_or(0)

@@ -334,7 +334,7 @@ fn dashboard_url(server: &Server) -> String {
     format!("http://{}/-/", server.addr)
 }
 
-both_modes!(cards_follow_the_workers_through_a_respawn, |mode| {
+every_mode!(cards_follow_the_workers_through_a_respawn, |mode| {
     let Some(chromium) = find_chromium() else {
         return;
     };
@@ -369,7 +369,7 @@ both_modes!(cards_follow_the_workers_through_a_respawn, |mode| {
     assert_eq!(page.cards.len(), 2, "{page:?}");
 });
 
-both_modes!(
+every_mode!(
     one_fault_click_kills_one_worker_and_its_card_follows,
     |mode| {
         let Some(chromium) = find_chromium() else {

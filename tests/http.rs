@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-both_modes!(keep_alive_serves_many_requests_on_one_connection, |mode| {
+every_mode!(keep_alive_serves_many_requests_on_one_connection, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     for _ in 0..20 {
@@ -19,7 +19,7 @@ both_modes!(keep_alive_serves_many_requests_on_one_connection, |mode| {
     }
 });
 
-both_modes!(every_response_has_date_server_and_length, |mode| {
+every_mode!(every_response_has_date_server_and_length, |mode| {
     let server = Server::start(mode, &[]);
     for path in ["/hello.txt", "/missing", "/docs/", "/-/nothing"] {
         let response = server.get(path);
@@ -42,7 +42,7 @@ both_modes!(every_response_has_date_server_and_length, |mode| {
     }
 });
 
-both_modes!(connection_close_and_http10, |mode| {
+every_mode!(connection_close_and_http10, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     let response =
@@ -62,7 +62,7 @@ both_modes!(connection_close_and_http10, |mode| {
     assert_eq!(client.get("/hello.txt").status, 200);
 });
 
-both_modes!(pipelined_requests_get_responses_in_order, |mode| {
+every_mode!(pipelined_requests_get_responses_in_order, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     let paths = [
@@ -85,7 +85,7 @@ both_modes!(pipelined_requests_get_responses_in_order, |mode| {
     assert_eq!(statuses, [200, 404, 200, 200, 200, 301]);
 });
 
-both_modes!(head_has_get_headers_and_no_body, |mode| {
+every_mode!(head_has_get_headers_and_no_body, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     let head = client.request("HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -97,7 +97,7 @@ both_modes!(head_has_get_headers_and_no_body, |mode| {
     assert_eq!(next.body, b"hello, world\n");
 });
 
-both_modes!(
+every_mode!(
     request_bodies_are_consumed_before_the_next_request,
     |mode| {
         let server = Server::start(mode, &[]);
@@ -114,7 +114,7 @@ both_modes!(
     }
 );
 
-both_modes!(framing_errors_get_400_or_501_and_close, |mode| {
+every_mode!(framing_errors_get_400_or_501_and_close, |mode| {
     let server = Server::start(mode, &[]);
     let cases: [(&str, u16); 8] = [
         ("GET / HTTP/1.1\r\n\r\n", 400),
@@ -152,7 +152,7 @@ both_modes!(framing_errors_get_400_or_501_and_close, |mode| {
     assert_eq!(server.get("/hello.txt").status, 200);
 });
 
-both_modes!(limits_give_414_431_413, |mode| {
+every_mode!(limits_give_414_431_413, |mode| {
     let server = Server::start(mode, &[]);
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
     assert_eq!(send_raw(server.addr, long_line.as_bytes()).status, 414);
@@ -177,7 +177,7 @@ both_modes!(limits_give_414_431_413, |mode| {
     assert!(client.read_response(false).is_none());
 });
 
-both_modes!(slow_headers_get_408, |mode| {
+every_mode!(slow_headers_get_408, |mode| {
     let server = Server::start(
         mode,
         &["--config", &write_config("header_timeout = \"500ms\"\n")],
@@ -191,7 +191,7 @@ both_modes!(slow_headers_get_408, |mode| {
     assert!(client.is_closed());
 });
 
-both_modes!(idle_keep_alive_connections_are_closed, |mode| {
+every_mode!(idle_keep_alive_connections_are_closed, |mode| {
     let server = Server::start(
         mode,
         &["--config", &write_config("keepalive_timeout = \"300ms\"\n")],
@@ -202,7 +202,7 @@ both_modes!(idle_keep_alive_connections_are_closed, |mode| {
     assert!(client.is_closed());
 });
 
-both_modes!(a_large_file_streams_whole, |mode| {
+every_mode!(a_large_file_streams_whole, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     let response = client.get("/big.bin");
@@ -216,7 +216,7 @@ both_modes!(a_large_file_streams_whole, |mode| {
     assert_eq!(response.body.len(), 2 * 1024 * 1024);
 });
 
-both_modes!(half_closed_client_still_gets_its_answer, |mode| {
+every_mode!(half_closed_client_still_gets_its_answer, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -228,7 +228,7 @@ both_modes!(half_closed_client_still_gets_its_answer, |mode| {
     assert!(text.ends_with("hello, world\n"));
 });
 
-both_modes!(options_and_unknown_methods, |mode| {
+every_mode!(options_and_unknown_methods, |mode| {
     let server = Server::start(mode, &[]);
     let response = send_raw(server.addr, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(response.status, 204);
@@ -241,7 +241,7 @@ both_modes!(options_and_unknown_methods, |mode| {
     assert!(response.header("allow").is_some());
 });
 
-both_modes!(many_idle_connections_dont_block_new_ones, |mode| {
+every_mode!(many_idle_connections_dont_block_new_ones, |mode| {
     let server = Server::start(mode, &["--workers", "1", "--threads", "4"]);
     // 256 parked keep-alive connections against 4 pool threads (in thread
     // mode): none may pin a thread.
@@ -256,7 +256,7 @@ both_modes!(many_idle_connections_dont_block_new_ones, |mode| {
     }
 });
 
-both_modes!(concurrent_clients_all_get_answers, |mode| {
+every_mode!(concurrent_clients_all_get_answers, |mode| {
     // More busy connections than pool threads and queue slots: the loop
     // must hold the overflow, feed it to the pool as threads free up, and
     // accept again afterwards. Two rounds, like two load-test runs.
@@ -278,7 +278,7 @@ both_modes!(concurrent_clients_all_get_answers, |mode| {
     }
 });
 
-both_modes!(
+every_mode!(
     a_new_client_is_served_while_busy_clients_keep_the_pool_full,
     |mode| {
         // Eight keep-alive clients, each always with a request outstanding,
@@ -329,7 +329,7 @@ both_modes!(
     }
 );
 
-both_modes!(running_out_of_file_descriptors_does_not_spin, |mode| {
+every_mode!(running_out_of_file_descriptors_does_not_spin, |mode| {
     let root = TempDir::new();
     write_fixtures(root.path());
     let args: Vec<String> = [

@@ -28,7 +28,7 @@ fn pids(status: &Value) -> Vec<i64> {
     pids
 }
 
-both_modes!(status_describes_the_running_server, |mode| {
+every_mode!(status_describes_the_running_server, |mode| {
     let server = Server::start(mode, &["--threads", "3"]);
     let mut workers: Vec<i64> = server
         .wait_for_workers(2)
@@ -36,29 +36,44 @@ both_modes!(status_describes_the_running_server, |mode| {
         .map(i64::from)
         .collect();
     workers.sort();
-    let status = status(&server);
+    // A process exists a moment before it is ready: wait for that.
+    let mut status = Value::Null;
+    let all_ready = wait_until(DEADLINE, || {
+        status = self::status(&server);
+        status["workers"]
+            .as_array()
+            .is_some_and(|w| w.iter().all(|w| w["state"] == "ready"))
+    });
+    assert!(all_ready, "{status:#}");
     assert_eq!(status["mode"], mode);
     assert_eq!(status["config"]["workers"], 2);
     assert_eq!(status["config"]["listen"], server.addr.to_string());
     assert_eq!(status["master"]["pid"], server.pid());
     assert!(status["master"]["os"]["pss_kib"].as_u64().unwrap() > 0);
     assert_eq!(pids(&status), workers);
-    let threads = if mode == "thread" { 3 } else { 1 };
+    let threads = if mode == "process" { 1 } else { 3 };
     for (index, worker) in status["workers"].as_array().unwrap().iter().enumerate() {
         assert_eq!(worker["index"], index);
         assert_eq!(worker["state"], "ready");
         assert_eq!(worker["threads_total"], threads);
         let os = &worker["os"];
-        // The pool threads plus the loop thread, as the kernel counts them.
-        let tasks = if mode == "thread" { 4 } else { 1 };
+        // The pool threads plus the loop thread, or the loop threads plus
+        // the main thread, as the kernel counts them.
+        let tasks = if mode == "process" { 1 } else { 4 };
         assert_eq!(os["threads"], tasks, "{os}");
+        // Thread-loops shows each loop (and how evenly they accept).
+        let loops = if mode == "thread-loops" { 3 } else { 0 };
+        assert_eq!(worker["loops"].as_array().unwrap().len(), loops);
+        assert_eq!(worker.get("fairness").is_some(), loops > 0, "{worker:#}");
         assert!(os["rss_kib"].as_u64().unwrap() >= os["pss_kib"].as_u64().unwrap());
         assert!(os["uss_kib"].as_u64().unwrap() > 0);
     }
     assert_eq!(status["totals"]["workers"], 2);
+    assert!(status["totals"]["fairness"].as_f64().unwrap() > 0.0);
+    assert_eq!(status["config"]["accept"], "shared");
 });
 
-both_modes!(watching_is_not_counted_as_traffic, |mode| {
+every_mode!(watching_is_not_counted_as_traffic, |mode| {
     let server = Server::start(mode, &[]);
     server.wait_for_workers(2);
     let mut client = server.connect();
@@ -74,7 +89,7 @@ both_modes!(watching_is_not_counted_as_traffic, |mode| {
     }
 });
 
-both_modes!(metrics_are_prometheus_text, |mode| {
+every_mode!(metrics_are_prometheus_text, |mode| {
     let server = Server::start(mode, &[]);
     let workers = server.wait_for_workers(2);
     for _ in 0..4 {
@@ -112,7 +127,7 @@ both_modes!(metrics_are_prometheus_text, |mode| {
     }
 });
 
-both_modes!(a_death_is_recorded_with_its_cause, |mode| {
+every_mode!(a_death_is_recorded_with_its_cause, |mode| {
     let server = Server::start(mode, &[]);
     let before = server.wait_for_workers(2);
     let victim = before[0];
@@ -144,7 +159,7 @@ both_modes!(a_death_is_recorded_with_its_cause, |mode| {
     assert_eq!(replacement["generation"], 2);
 });
 
-both_modes!(a_busy_thread_shows_in_status, |mode| {
+every_mode!(a_busy_thread_shows_in_status, |mode| {
     // One worker spends 1.5 s in a request (its loop thread in process
     // mode, one pool thread in thread mode); the other reports on it.
     // Spreading connections over both workers can take a while on a busy
@@ -189,7 +204,7 @@ both_modes!(a_busy_thread_shows_in_status, |mode| {
     assert!(idle);
 });
 
-both_modes!(idle_keep_alive_connections_are_counted_apart, |mode| {
+every_mode!(idle_keep_alive_connections_are_counted_apart, |mode| {
     let server = Server::start(mode, &["--workers", "1"]);
     server.wait_for_workers(1);
     let mut idle: Vec<Client> = (0..3).map(|_| server.connect()).collect();
@@ -211,7 +226,7 @@ both_modes!(idle_keep_alive_connections_are_counted_apart, |mode| {
     assert!(gone, "closed connections still counted idle");
 });
 
-both_modes!(watching_does_not_inflate_a_workers_memory, |mode| {
+every_mode!(watching_does_not_inflate_a_workers_memory, |mode| {
     // Reading the scoreboard must not fault in its never-used slots (a
     // shared mapping's pages count in every process that touches them):
     // that once added 4 MiB to each worker (a debug build idles at ~2.3 MiB).

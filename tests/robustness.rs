@@ -71,13 +71,13 @@ fn flood_is_cut_off(server: &Server, head: &str, pattern: &[u8]) {
 
 const CHUNKED_POST: &str = "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
 
-both_modes!(endless_chunked_trailers_are_cut_off, |mode| {
+every_mode!(endless_chunked_trailers_are_cut_off, |mode| {
     let server = start(mode, "header_timeout = \"1s\"\n");
     let head = format!("{CHUNKED_POST}5\r\nhello\r\n0\r\n");
     flood_is_cut_off(&server, &head, b"X-Trailer: aaaaaaaaaaaaaaaaaaaaaaaa\r\n");
 });
 
-both_modes!(endless_chunk_extensions_are_cut_off, |mode| {
+every_mode!(endless_chunk_extensions_are_cut_off, |mode| {
     let server = start(mode, "header_timeout = \"1s\"\n");
     // One data byte per chunk, each with a 1000-byte extension: within
     // the per-line limit, so only a limit on the total can stop it.
@@ -85,7 +85,7 @@ both_modes!(endless_chunk_extensions_are_cut_off, |mode| {
     flood_is_cut_off(&server, CHUNKED_POST, chunk.as_bytes());
 });
 
-both_modes!(a_fast_upload_does_not_starve_other_connections, |mode| {
+every_mode!(a_fast_upload_does_not_starve_other_connections, |mode| {
     // A chunked body of one-byte chunks, too big to finish during the test,
     // sent as fast as the client can: the server parses it more slowly than
     // the client sends it, so only a read budget per drive lets the
@@ -122,7 +122,7 @@ both_modes!(a_fast_upload_does_not_starve_other_connections, |mode| {
     assert!(served > 0);
 });
 
-both_modes!(queued_connections_are_not_closed_as_idle, |mode| {
+every_mode!(queued_connections_are_not_closed_as_idle, |mode| {
     // Thread mode, one pool thread and a queue of two: a slow request takes
     // the thread, and the requests behind it fill the queue and then wait
     // in the loop's overflow, past their connections' keep-alive deadline.
@@ -148,7 +148,7 @@ both_modes!(queued_connections_are_not_closed_as_idle, |mode| {
     assert_eq!(slow.read_response(false).expect("an answer").status, 200);
 });
 
-both_modes!(a_busy_pipelining_connection_is_not_closed_as_idle, |mode| {
+every_mode!(a_busy_pipelining_connection_is_not_closed_as_idle, |mode| {
     // The client keeps ~2000 requests in flight for 1 s, so every drive
     // stops on its request budget (Yield) and never waits for input: its
     // keep-alive and header deadlines (200 ms) must not apply.
@@ -202,7 +202,7 @@ both_modes!(a_busy_pipelining_connection_is_not_closed_as_idle, |mode| {
     assert_eq!(received, sent);
 });
 
-both_modes!(too_many_empty_lines_before_a_request_are_refused, |mode| {
+every_mode!(too_many_empty_lines_before_a_request_are_refused, |mode| {
     let server = start(mode, "");
     // RFC 9112 2.2: at least one empty line is ignored; we allow two.
     let mut client = server.connect();
@@ -229,7 +229,7 @@ both_modes!(too_many_empty_lines_before_a_request_are_refused, |mode| {
     assert_eq!(client.read_response(false).expect("a 400").status, 400);
 });
 
-both_modes!(empty_lines_do_not_extend_the_header_timeout, |mode| {
+every_mode!(empty_lines_do_not_extend_the_header_timeout, |mode| {
     // The header timer starts at the first byte of a request, empty lines
     // included; it is not the (longer) keep-alive timer, and more bytes
     // don't restart it.
@@ -272,7 +272,7 @@ both_modes!(empty_lines_do_not_extend_the_header_timeout, |mode| {
     trickle.join().unwrap();
 });
 
-both_modes!(a_trickled_body_is_cut_off, |mode| {
+every_mode!(a_trickled_body_is_cut_off, |mode| {
     // The body timer runs from the start of the body and only grows with
     // the bytes received (500 B/s), so a byte every 100 ms can't keep the
     // connection forever.
@@ -296,7 +296,7 @@ both_modes!(a_trickled_body_is_cut_off, |mode| {
     assert_eq!(server.get("/hello.txt").status, 200);
 });
 
-both_modes!(a_body_that_stalls_after_a_fast_start_is_cut_off, |mode| {
+every_mode!(a_body_that_stalls_after_a_fast_start_is_cut_off, |mode| {
     // 50 KB sent at once earn 100 s at 500 B/s; they must not buy 100 s of
     // silence: the body gets at most `header_timeout` since its last bytes.
     let server = start(mode, "header_timeout = \"1s\"\n");
@@ -310,7 +310,7 @@ both_modes!(a_body_that_stalls_after_a_fast_start_is_cut_off, |mode| {
     );
 });
 
-both_modes!(error_answers_survive_unread_input, |mode| {
+every_mode!(error_answers_survive_unread_input, |mode| {
     // A large answer still in flight, then a request refused with 413
     // whose body keeps coming: closing at once would reset the connection
     // and destroy what the client has not read yet.
@@ -338,7 +338,7 @@ both_modes!(error_answers_survive_unread_input, |mode| {
     assert!(client.is_closed());
 });
 
-both_modes!(an_error_after_a_pipelined_head_has_its_body, |mode| {
+every_mode!(an_error_after_a_pipelined_head_has_its_body, |mode| {
     let server = start(mode, "");
     for bad in [
         "GET / HTTP/2.0\r\nHost: t\r\n\r\n",
@@ -356,7 +356,7 @@ both_modes!(an_error_after_a_pipelined_head_has_its_body, |mode| {
     }
 });
 
-both_modes!(a_malformed_request_closes_only_its_connection, |mode| {
+every_mode!(a_malformed_request_closes_only_its_connection, |mode| {
     let server = start(mode, "");
     let mut neighbour = server.connect();
     assert_eq!(neighbour.get("/hello.txt").status, 200);

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 
-both_modes!(files_have_type_validators_and_no_cache, |mode| {
+every_mode!(files_have_type_validators_and_no_cache, |mode| {
     let server = Server::start(mode, &[]);
     let response = server.get("/hello.txt");
     assert_eq!(response.status, 200);
@@ -31,7 +31,7 @@ both_modes!(files_have_type_validators_and_no_cache, |mode| {
     );
 });
 
-both_modes!(directories_index_list_and_redirect, |mode| {
+every_mode!(directories_index_list_and_redirect, |mode| {
     let server = Server::start(mode, &[]);
     assert_eq!(server.get("/").text(), "<h1>home</h1>\n");
     assert_eq!(server.get("/site/").text(), "<h1>site</h1>\n");
@@ -47,7 +47,7 @@ both_modes!(directories_index_list_and_redirect, |mode| {
     assert_eq!(server.get("/docs/a%26b%20%3Cc%3E.txt").text(), "escaped\n");
 });
 
-both_modes!(redirects_never_leave_the_host, |mode| {
+every_mode!(redirects_never_leave_the_host, |mode| {
     let server = Server::start(mode, &[]);
     std::fs::create_dir(server.root.path().join("evil.com")).unwrap();
     let response = server.get("//evil.com");
@@ -59,7 +59,7 @@ both_modes!(redirects_never_leave_the_host, |mode| {
     );
 });
 
-both_modes!(nothing_outside_the_root_is_served, |mode| {
+every_mode!(nothing_outside_the_root_is_served, |mode| {
     let server = Server::start(mode, &[]);
     for path in [
         "/../../../../etc/passwd",
@@ -87,7 +87,7 @@ both_modes!(nothing_outside_the_root_is_served, |mode| {
     assert_eq!(server.get("/inside-link.txt").text(), "hello, world\n");
 });
 
-both_modes!(conditional_requests_give_304, |mode| {
+every_mode!(conditional_requests_give_304, |mode| {
     let server = Server::start(mode, &[]);
     let first = server.get("/hello.txt");
     let etag = first.header("etag").unwrap().to_string();
@@ -111,7 +111,7 @@ both_modes!(conditional_requests_give_304, |mode| {
     assert_eq!(both.body, b"hello, world\n");
 });
 
-both_modes!(ranges_give_206_and_416, |mode| {
+every_mode!(ranges_give_206_and_416, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     let part = client.request("GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-1999\r\n\r\n");
@@ -137,7 +137,7 @@ both_modes!(ranges_give_206_and_416, |mode| {
     );
 });
 
-both_modes!(files_changed_on_disk_are_served_fresh, |mode| {
+every_mode!(files_changed_on_disk_are_served_fresh, |mode| {
     let server = Server::start(mode, &[]);
     assert_eq!(server.get("/hello.txt").text(), "hello, world\n");
     std::fs::write(server.root.path().join("hello.txt"), "changed\n").unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 
-both_modes!(a_killed_worker_is_respawned_and_logged, |mode| {
+every_mode!(a_killed_worker_is_respawned_and_logged, |mode| {
     let server = Server::start(mode, &[]);
     let before = server.wait_for_workers(2);
     // SAFETY: kill(2) on a worker of our own server.
@@ -24,7 +24,7 @@ both_modes!(a_killed_worker_is_respawned_and_logged, |mode| {
     assert_eq!(server.get("/hello.txt").status, 200);
 });
 
-both_modes!(
+every_mode!(
     sigterm_finishes_the_request_in_flight_then_exits_0,
     |mode| {
         let mut server = Server::start(mode, &["--workers", "1"]);
@@ -66,7 +66,7 @@ both_modes!(
     }
 );
 
-both_modes!(sigint_stops_like_ctrl_c, |mode| {
+every_mode!(sigint_stops_like_ctrl_c, |mode| {
     let mut server = Server::start(mode, &[]);
     let workers = server.wait_for_workers(2);
     server.signal(libc::SIGINT);
@@ -76,7 +76,7 @@ both_modes!(sigint_stops_like_ctrl_c, |mode| {
         .all(|&w| !is_alive(w))));
 });
 
-both_modes!(sigquit_stops_fast_even_with_a_busy_connection, |mode| {
+every_mode!(sigquit_stops_fast_even_with_a_busy_connection, |mode| {
     let mut server = Server::start(mode, &["--workers", "1"]);
     let workers = server.wait_for_workers(1);
     let mut slow = server.connect();
@@ -87,7 +87,7 @@ both_modes!(sigquit_stops_fast_even_with_a_busy_connection, |mode| {
     assert!(!is_alive(workers[0]));
 });
 
-both_modes!(ttin_and_ttou_resize_the_pool, |mode| {
+every_mode!(ttin_and_ttou_resize_the_pool, |mode| {
     let server = Server::start(mode, &["--workers", "1"]);
     server.wait_for_workers(1);
     server.signal(libc::SIGTTIN);
@@ -101,7 +101,7 @@ both_modes!(ttin_and_ttou_resize_the_pool, |mode| {
     assert_eq!(server.get("/hello.txt").status, 200);
 });
 
-both_modes!(workers_exit_when_the_master_dies, |mode| {
+every_mode!(workers_exit_when_the_master_dies, |mode| {
     let server = Server::start(mode, &[]);
     let workers = server.wait_for_workers(2);
     server.signal(libc::SIGKILL);
@@ -109,7 +109,7 @@ both_modes!(workers_exit_when_the_master_dies, |mode| {
     assert!(all_gone, "orphaned workers kept running");
 });
 
-both_modes!(a_worker_that_cannot_boot_stops_the_master, |mode| {
+every_mode!(a_worker_that_cannot_boot_stops_the_master, |mode| {
     // The first worker boots; then the root disappears, so the worker that
     // SIGTTIN adds can't open it, exits 3, and the master stops with an
     // error instead of respawning it forever.
@@ -123,7 +123,7 @@ both_modes!(a_worker_that_cannot_boot_stops_the_master, |mode| {
     assert!(server.log().contains("exit code 3"), "{}", server.log());
 });
 
-both_modes!(sighup_while_stopping_starts_nothing, |mode| {
+every_mode!(sighup_while_stopping_starts_nothing, |mode| {
     let mut server = Server::start(mode, &["--workers", "1"]);
     let workers = server.wait_for_workers(1);
     // A request in flight keeps the graceful stop going while SIGHUP comes.

@@ -34,6 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "workers",
     "mode",
     "threads",
+    "accept",
     "backlog",
     "max_connections",
     "keepalive_timeout",
@@ -85,6 +86,9 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     }
     if let Some(threads) = top.take_int("threads", &THREADS)? {
         c.threads = threads as usize;
+    }
+    if let Some(accept) = top.take("accept")? {
+        c.accept = accept;
     }
     if let Some(backlog) = top.take_int("backlog", &BACKLOG)? {
         c.backlog = backlog as i32;

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::Cli;
-use values::{auto_workers, in_range, parse_listen, parse_mode, parse_workers};
+use values::{auto_workers, in_range, parse_accept, parse_listen, parse_mode, parse_workers};
 
 /// The architecture of every worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +42,46 @@ pub(crate) enum Mode {
     Process,
     /// The worker's main thread runs the loop; a pool of threads serves requests (gunicorn gthread).
     Thread,
+    /// `threads` threads per worker, each running its own event loop end to
+    /// end, as a process-mode worker does (nginx/h2o worker threads).
+    ThreadLoops,
 }
 
 impl Mode {
-    /// "process" or "thread", as in the config file.
+    /// "process", "thread" or "thread-loops", as in the config file.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Mode::Process => "process",
             Mode::Thread => "thread",
+            Mode::ThreadLoops => "thread-loops",
+        }
+    }
+
+    /// Event loops in one worker: one, or one per thread in thread-loops.
+    pub(crate) fn loops(self, threads: usize) -> usize {
+        match self {
+            Mode::ThreadLoops => threads,
+            Mode::Process | Mode::Thread => 1,
+        }
+    }
+}
+
+/// How workers get their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// One listening socket for all: whichever loop wakes first accepts.
+    Shared,
+    /// One `SO_REUSEPORT` socket per event loop, kept by the master: the
+    /// kernel spreads connections by hash (nginx `listen ... reuseport`).
+    Reuseport,
+}
+
+impl Accept {
+    /// "shared" or "reuseport", as in the config file.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Accept::Shared => "shared",
+            Accept::Reuseport => "reuseport",
         }
     }
 }
@@ -63,8 +95,9 @@ pub struct Config {
     /// Number of workers ("auto" already resolved to the available CPUs).
     pub(crate) workers: usize,
     pub(crate) mode: Mode,
-    /// Pool threads per worker in thread mode.
+    /// Pool threads (thread mode) or loop threads (thread-loops) per worker.
     pub(crate) threads: usize,
+    pub(crate) accept: Accept,
     pub(crate) backlog: i32,
     pub(crate) max_connections: usize,
     pub(crate) keepalive_timeout: Duration,
@@ -153,6 +186,7 @@ pub(crate) fn defaults() -> Config {
         workers: auto_workers(),
         mode: Mode::Process,
         threads: 8,
+        accept: Accept::Shared,
         backlog: 1024,
         max_connections: 1024,
         keepalive_timeout: Duration::from_secs(5),
@@ -262,6 +296,9 @@ fn apply_flags(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
     }
     if let Some(mode) = &cli.mode {
         config.mode = parse_mode(mode).map_err(|r| ConfigError::new("--mode", r))?;
+    }
+    if let Some(accept) = &cli.accept {
+        config.accept = parse_accept(accept).map_err(|r| ConfigError::new("--accept", r))?;
     }
     if let Some(threads) = cli.threads {
         let threads = i64::try_from(threads).unwrap_or(i64::MAX);

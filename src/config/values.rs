@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, de};
 use toml::Value;
 
-use super::{MAX_WORKERS, Mode, WORKERS};
+use super::{Accept, MAX_WORKERS, Mode, WORKERS};
 
 // ---------------------------------------------------------------------------
 // Typed TOML values
@@ -129,10 +129,22 @@ impl Mode {
     fn from_value(v: &Value) -> Result<Mode, String> {
         match v {
             Value::String(s) => parse_mode(s),
-            _ => Err(expected(r#""process" or "thread""#, v)),
+            _ => Err(expected(MODES, v)),
         }
     }
 }
+
+impl Accept {
+    fn from_value(v: &Value) -> Result<Accept, String> {
+        match v {
+            Value::String(s) => parse_accept(s),
+            _ => Err(expected(ACCEPTS, v)),
+        }
+    }
+}
+
+const MODES: &str = r#""process", "thread" or "thread-loops""#;
+const ACCEPTS: &str = r#""shared" or "reuseport""#;
 
 /// `Deserialize` through a `toml::Value` and the type's `from_value`, so
 /// that every error is the type's own message (serde's "invalid type: …"
@@ -149,7 +161,7 @@ macro_rules! deserialize_from_value {
 }
 
 deserialize_from_value!(
-    Timeout, ByteSize, Listen, Workers, Integer, Boolean, Directory, Mode
+    Timeout, ByteSize, Listen, Workers, Integer, Boolean, Directory, Mode, Accept
 );
 
 /// How a value is shown back in an error: as written for scalars.
@@ -205,7 +217,16 @@ pub(super) fn parse_mode(s: &str) -> Result<Mode, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "process" => Ok(Mode::Process),
         "thread" => Ok(Mode::Thread),
-        _ => Err(format!("expected \"process\" or \"thread\", found \"{s}\"")),
+        "thread-loops" => Ok(Mode::ThreadLoops),
+        _ => Err(format!("expected {MODES}, found \"{s}\"")),
+    }
+}
+
+pub(super) fn parse_accept(s: &str) -> Result<Accept, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "shared" => Ok(Accept::Shared),
+        "reuseport" => Ok(Accept::Reuseport),
+        _ => Err(format!("expected {ACCEPTS}, found \"{s}\"")),
     }
 }
 
@@ -509,7 +530,7 @@ mod tests {
             ),
             (
                 typed::<Mode>("1").unwrap_err(),
-                "expected \"process\" or \"thread\", found 1",
+                "expected \"process\", \"thread\" or \"thread-loops\", found 1",
             ),
             (
                 typed::<Integer>("\"8\"").unwrap_err(),
@@ -532,9 +553,15 @@ mod tests {
     fn modes_and_worker_counts() {
         assert_eq!(parse_mode("PROCESS"), Ok(Mode::Process));
         assert_eq!(parse_mode(" thread "), Ok(Mode::Thread));
+        assert_eq!(parse_mode("Thread-Loops"), Ok(Mode::ThreadLoops));
         assert_eq!(
             parse_mode("fiber"),
-            Err("expected \"process\" or \"thread\", found \"fiber\"".to_owned())
+            Err("expected \"process\", \"thread\" or \"thread-loops\", found \"fiber\"".to_owned())
+        );
+        assert_eq!(parse_accept(" ReusePort "), Ok(Accept::Reuseport));
+        assert_eq!(
+            parse_accept("fifo"),
+            Err("expected \"shared\" or \"reuseport\", found \"fifo\"".to_owned())
         );
         assert_eq!(parse_workers(" 3 "), Ok(3));
         assert_eq!(parse_workers("Auto"), Ok(auto_workers()));

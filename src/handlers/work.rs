@@ -56,7 +56,7 @@ fn wait(who: &Identity, started: Instant, ms: u64) -> Response {
     let delay = Duration::from_millis(ms);
     let figures = [("ms", ms)];
     match who.mode {
-        Mode::Process => {
+        Mode::Process | Mode::ThreadLoops => {
             let mut response = report(who, "io", started, &figures);
             response.not_before = Some(started + delay);
             response

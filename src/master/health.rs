@@ -8,6 +8,8 @@
 //! - a request busy longer than `timeout` while the heartbeat is fine: one
 //!   pool thread is stuck (thread mode's hang, which gunicorn and Puma can't
 //!   see): replace the worker, drain it, then kill it;
+//! - in thread-loops mode, one loop thread whose own heartbeat is older than
+//!   `timeout`: replaced the same way;
 //! - `max_requests` (+ jitter) reached, or RSS over `max_rss`: recycle it.
 
 use std::sync::atomic::Ordering;
@@ -52,6 +54,18 @@ pub(crate) fn check(
             return Verdict::Replace(format!(
                 "a request has been running for {:.1}s (hung thread?)",
                 busy_ms as f64 / 1000.0
+            ));
+        }
+    }
+    // Thread-loops: one stuck loop (outside any request) stalls only its
+    // own connections; the worker's heartbeat, kept by another thread, is
+    // fine. Replace the worker like one with a hung request.
+    if let Some(beat) = slot.oldest_loop_heartbeat_mono_ms() {
+        let silent_ms = now_mono_ms.saturating_sub(beat);
+        if silent_ms > timeout_ms {
+            return Verdict::Replace(format!(
+                "a loop thread has not turned for {:.1}s (stuck loop?)",
+                silent_ms as f64 / 1000.0
             ));
         }
     }
@@ -159,11 +173,41 @@ mod tests {
     fn a_busy_thread_past_the_timeout_means_replace() {
         let slot = ready_slot();
         let me = nix::unistd::getpid();
-        slot.busy_since_mono_ms[0].store(mono_ms() - 3000, Ordering::Relaxed);
+        slot.rows[0]
+            .busy_since_mono_ms
+            .store(mono_ms() - 3000, Ordering::Relaxed);
         let verdict = check(slot, me, 0, &limits(0, 0, 0), mono_ms());
         assert!(
             matches!(&verdict, Verdict::Replace(why) if why.contains("hung thread")),
             "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn one_stuck_loop_of_a_thread_loops_worker_means_replace() {
+        let slot = ready_slot();
+        let me = nix::unistd::getpid();
+        slot.set_serving_threads(3);
+        slot.loops_heartbeat.store(true, Ordering::Relaxed);
+        slot.heartbeat();
+        assert_eq!(
+            check(slot, me, 0, &limits(0, 0, 0), mono_ms()),
+            Verdict::Healthy
+        );
+        // Loop 1 stops turning; the worker's own heartbeat goes on.
+        slot.rows[1]
+            .heartbeat_mono_ms
+            .store(mono_ms() - 3000, Ordering::Relaxed);
+        let verdict = check(slot, me, 0, &limits(0, 0, 0), mono_ms());
+        assert!(
+            matches!(&verdict, Verdict::Replace(why) if why.contains("stuck loop")),
+            "{verdict:?}"
+        );
+        // Other modes keep no loop heartbeats: the same row means nothing.
+        slot.loops_heartbeat.store(false, Ordering::Relaxed);
+        assert_eq!(
+            check(slot, me, 0, &limits(0, 0, 0), mono_ms()),
+            Verdict::Healthy
         );
     }
 

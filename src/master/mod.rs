@@ -25,11 +25,11 @@ mod health;
 mod listen;
 mod planner;
 mod reap;
+mod reuseport;
 mod spawn;
 mod stop;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -43,6 +43,7 @@ use crate::config::{Config, MAX_WORKERS};
 use crate::scoreboard::{DeathRecord, Scoreboard, SlotState};
 use crate::signals::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SignalSet};
 use crate::worker::WorkerSpec;
+use listen::Listeners;
 use planner::{Action, Command, DeadWorker, Planner};
 
 /// The master wakes at least this often, to run the watchdog.
@@ -52,14 +53,14 @@ pub type MasterError = Box<dyn std::error::Error>;
 
 /// Runs the server until it is stopped. `Ok` means a requested stop.
 pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
-    let listener = listen::bind(config.listen, config.backlog)
+    let listeners = Listeners::open(&config)
         .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
     let signals =
         SignalSet::register(&[SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU])?;
     let scoreboard = Scoreboard::new(MAX_WORKERS * 2)?;
     // The readiness line: tests and scripts wait for exactly this, and may
     // signal us right after it, so the handlers are already in place.
-    let addr = listener.local_addr()?;
+    let addr = listeners.local_addr()?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}")?;
     stdout.flush()?;
@@ -72,6 +73,7 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
         mode_name(&config),
         match config.mode {
             crate::config::Mode::Thread => format!(" of {} threads", config.threads),
+            crate::config::Mode::ThreadLoops => format!(" of {} loops", config.threads),
             crate::config::Mode::Process => String::new(),
         }
     );
@@ -79,7 +81,7 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
         planner: Planner::new(config.workers, config.supervisor.graceful_timeout),
         config,
         cli,
-        listener,
+        listeners,
         scoreboard,
         signals,
     };
@@ -103,7 +105,7 @@ struct Master {
     config: Config,
     /// The flags, re-applied over the file on every reload.
     cli: Cli,
-    listener: TcpListener,
+    listeners: Listeners,
     scoreboard: Scoreboard,
     signals: SignalSet,
     /// The decisions; everything else here carries them out.
@@ -147,7 +149,18 @@ impl Master {
         let verdicts = self.health_verdicts();
         let ready = self.ready_workers();
         let actions = self.planner.tick(now, &verdicts, &ready);
-        self.carry_out(actions, now)
+        let flow = self.carry_out(actions, now);
+        self.steer();
+        flow
+    }
+
+    /// With `accept = "reuseport"`, new connections go only to the sockets
+    /// of positions whose worker accepts (not one in crash-loop backoff,
+    /// being killed, draining or removed by TTOU).
+    fn steer(&mut self) {
+        let loops = self.config.mode.loops(self.config.threads);
+        self.listeners
+            .steer(&self.planner.serving_positions(), loops);
     }
 
     /// Does what the planner decided, in its order.
@@ -164,7 +177,14 @@ impl Master {
                         self.planner.spawn_failed(position, now);
                     }
                 }
-                Action::Signal { pid, signal } => send(pid, signal),
+                Action::Signal { pid, signal } => {
+                    if signal == Signal::SIGTERM {
+                        // A draining worker stops accepting: steer new
+                        // connections away from it first.
+                        self.steer();
+                    }
+                    send(pid, signal)
+                }
                 Action::RecordDeath(dead) => self.record_death(&dead),
                 Action::Reload => {
                     let actions = self.reload(now);
@@ -258,10 +278,11 @@ impl Master {
         let slot = self.scoreboard.claim_slot().ok_or("scoreboard is full")?;
         let slot_ref = self.scoreboard.slot(slot);
         slot_ref.reset_for_spawn(position);
+        let loops = self.config.mode.loops(self.config.threads);
         let spec = WorkerSpec {
             position,
             config: &self.config,
-            listener: &self.listener,
+            listeners: self.listeners.for_worker(position, loops)?,
             scoreboard: self.scoreboard,
             slot: slot_ref,
             master: getpid(),

@@ -151,6 +151,21 @@ impl Planner {
         &self.workers
     }
 
+    /// The positions whose worker accepts connections: below the target,
+    /// not draining, not being killed. Sorted, each once.
+    pub(crate) fn serving_positions(&self) -> Vec<usize> {
+        let mut positions: Vec<usize> = self
+            .workers
+            .iter()
+            .filter(|w| w.position < self.target && w.kill_at.is_none())
+            .filter(|w| w.retire.as_ref().is_none_or(|r| r.signalled.is_none()))
+            .map(|w| w.position)
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+    }
+
     pub(crate) fn worker(&self, pid: Pid) -> Option<&Worker> {
         self.workers.iter().find(|w| w.pid == pid)
     }

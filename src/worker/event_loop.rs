@@ -33,9 +33,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::connection::{Connection, DRAIN_IDLE_GRACE, Next, ServeCtx};
+use super::loops::LoopControl;
 use super::pool::{Done, Job, Pool};
 use super::{Control, Lifecycle};
-use crate::config::{Config, Mode};
+use crate::config::{Accept, Config, Mode};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -44,6 +45,20 @@ const WAKER: Token = Token(usize::MAX - 3);
 /// thread, and never fewer than [`MIN_OVERFLOW_LIMIT`] in all.
 const OVERFLOW_PER_THREAD: usize = 16;
 const MIN_OVERFLOW_LIMIT: usize = 64;
+
+/// Who tells this loop when to drain or exit.
+pub(crate) enum Supervision {
+    /// The worker's only loop: it watches the signals, its master and the
+    /// drain deadline itself, and heartbeats for the worker.
+    Own(Lifecycle),
+    /// Loop `row` of a thread-loops worker: the worker's main thread
+    /// watches and tells it through the [`LoopControl`] (waking it with a
+    /// [`Waker`]); the loop heartbeats in its own scoreboard row.
+    Shared {
+        control: Arc<LoopControl>,
+        row: usize,
+    },
+}
 
 /// Where connections with work are served; see the module docs.
 enum Scheduler {
@@ -79,7 +94,11 @@ enum Accepting {
 
 pub(crate) struct EventLoop {
     ctx: Arc<ServeCtx>,
-    life: Lifecycle,
+    supervision: Supervision,
+    /// `accept = "reuseport"`: this loop's listener is its own, and nobody
+    /// else accepts from it; so when it drains, it first takes what is
+    /// already queued there.
+    own_listener: bool,
     poll: Poll,
     listener: TcpListener,
     scheduler: Scheduler,
@@ -107,18 +126,25 @@ impl EventLoop {
     pub(crate) fn new(
         ctx: Arc<ServeCtx>,
         mut listener: TcpListener,
-        life: Lifecycle,
+        supervision: Supervision,
         config: &Config,
         position: usize,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let signal_fd = life.signals.as_raw_fd();
-        poll.registry()
-            .register(&mut SourceFd(&signal_fd), SIGNALS, Interest::READABLE)?;
+        match &supervision {
+            Supervision::Own(life) => {
+                let signal_fd = life.signals.as_raw_fd();
+                poll.registry()
+                    .register(&mut SourceFd(&signal_fd), SIGNALS, Interest::READABLE)?;
+            }
+            Supervision::Shared { control, .. } => {
+                control.add_loop(Arc::new(Waker::new(poll.registry(), SIGNALS)?));
+            }
+        }
         let scheduler = match config.mode {
-            Mode::Process => Scheduler::Inline,
+            Mode::Process | Mode::ThreadLoops => Scheduler::Inline,
             Mode::Thread => {
                 let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
                 Scheduler::Pool(Pool::start(
@@ -132,7 +158,8 @@ impl EventLoop {
         };
         Ok(EventLoop {
             ctx,
-            life,
+            supervision,
+            own_listener: config.accept == Accept::Reuseport,
             poll,
             listener,
             scheduler,
@@ -150,12 +177,11 @@ impl EventLoop {
     pub(crate) fn run(mut self) -> io::Result<i32> {
         let mut events = Events::with_capacity(1024);
         if let Scheduler::Pool(pool) = &self.scheduler {
-            self.ctx
-                .slot
-                .threads
-                .store(pool.thread_count() as u32, Ordering::Relaxed);
+            self.ctx.slot.set_serving_threads(pool.thread_count());
         }
-        self.life.ready();
+        if let Supervision::Own(life) = &self.supervision {
+            life.ready();
+        }
         loop {
             if let Some(code) = self.turn(&mut events)? {
                 return Ok(code);
@@ -182,7 +208,11 @@ impl EventLoop {
             self.schedule(key, now);
         }
         if signalled || now >= self.next_sweep {
-            match self.life.check(now) {
+            let control = match &mut self.supervision {
+                Supervision::Own(life) => life.check(now),
+                Supervision::Shared { control, row } => control.check(*row, &self.ctx),
+            };
+            match control {
                 Control::Run => {}
                 Control::Drain => self.start_draining(now),
                 Control::Exit(code) => return Ok(Some(code)),
@@ -237,6 +267,7 @@ impl EventLoop {
             }
             match self.listener.accept() {
                 Ok((stream, _peer)) => {
+                    self.count_accepted();
                     // Responses are written whole; don't let Nagle hold the
                     // next keep-alive response back behind a delayed ACK.
                     let _ = stream.set_nodelay(true);
@@ -250,6 +281,10 @@ impl EventLoop {
                         .register(conn.stream(), Token(key), interest)
                     {
                         Ok(()) => {
+                            if let Supervision::Shared { row, .. } = self.supervision {
+                                let row = &self.ctx.slot.rows[row];
+                                row.connections.fetch_add(1, Ordering::Relaxed);
+                            }
                             entry.insert(Entry::Parked(conn));
                             // The request may have arrived with the connection.
                             self.ready.push(key);
@@ -268,6 +303,16 @@ impl EventLoop {
                 // ECONNABORTED and friends concern one would-be client only.
                 Err(err) => log::debug!("accept: {err}"),
             }
+        }
+    }
+
+    /// The accept strategy's fairness is judged by these counts: the
+    /// worker's, and in thread-loops mode the loop's own.
+    fn count_accepted(&self) {
+        let slot = self.ctx.slot;
+        slot.accepted.fetch_add(1, Ordering::Relaxed);
+        if let Supervision::Shared { row, .. } = self.supervision {
+            slot.rows[row].accepted.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -396,6 +441,11 @@ impl EventLoop {
         if let Entry::Parked(mut conn) | Entry::Queued(mut conn) = self.conns.remove(key) {
             let _ = self.poll.registry().deregister(conn.stream());
         }
+        if let Supervision::Shared { row, .. } = self.supervision {
+            self.ctx.slot.rows[row]
+                .connections
+                .fetch_sub(1, Ordering::Relaxed);
+        }
         if self.accepting == Accepting::Full {
             self.resume_accepting(Instant::now());
         }
@@ -464,8 +514,15 @@ impl EventLoop {
         if self.accepting == Accepting::Stopped {
             return;
         }
-        self.pause(Accepting::Stopped);
         self.ctx.draining.store(true, Ordering::Relaxed);
+        if self.own_listener && self.accepting == Accepting::Yes {
+            // Connections already queued on this loop's own socket have no
+            // one else to take them (the master steers new ones elsewhere
+            // before it asks a loop to drain): serve them, with
+            // `Connection: close`.
+            self.accept(now);
+        }
+        self.pause(Accepting::Stopped);
         for (_, entry) in self.conns.iter_mut() {
             if let Entry::Parked(conn) = entry {
                 conn.start_draining(now);
@@ -523,7 +580,7 @@ mod tests {
             drain_deadline: None,
         };
         let listener = TcpListener::from_std(listener);
-        let event_loop = EventLoop::new(ctx, listener, life, &config, 0).unwrap();
+        let event_loop = EventLoop::new(ctx, listener, Supervision::Own(life), &config, 0).unwrap();
         (event_loop, addr)
     }
 

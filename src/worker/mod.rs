@@ -18,6 +18,7 @@
 
 mod connection;
 mod event_loop;
+mod loops;
 mod pool;
 
 use std::io;
@@ -27,12 +28,13 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::{Pid, getppid};
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::http::Handler;
 use crate::scoreboard::{Scoreboard, Slot, SlotState};
 use crate::signals::{SIGQUIT, SIGTERM, SignalSet};
 use connection::ServeCtx;
-use event_loop::EventLoop;
+use event_loop::{EventLoop, Supervision};
+use loops::{LoopControl, LoopGroup};
 
 /// Exit code of a worker that could not start (gunicorn's convention).
 pub(crate) const EXIT_BOOT_FAILURE: i32 = 3;
@@ -47,7 +49,9 @@ pub(crate) struct WorkerSpec<'a> {
     /// Position of this worker (0-based), for names and logs.
     pub(crate) position: usize,
     pub(crate) config: &'a Config,
-    pub(crate) listener: &'a StdListener,
+    /// The sockets to accept from: one shared by every loop, or (with
+    /// `accept = "reuseport"`) one per loop of this worker, in loop order.
+    pub(crate) listeners: Vec<&'a StdListener>,
     pub(crate) scoreboard: Scoreboard,
     pub(crate) slot: &'static Slot,
     pub(crate) master: Pid,
@@ -72,8 +76,8 @@ pub(crate) fn run<H: Handler + 'static>(
     // A panic while booting is a boot failure too, not a crash to respawn.
     let booted =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| boot(&spec, make_handler)));
-    let event_loop = match booted {
-        Ok(Ok(event_loop)) => event_loop,
+    let worker = match booted {
+        Ok(Ok(worker)) => worker,
         Ok(Err(err)) => {
             log::error!("worker {} failed to start: {err}", spec.position);
             return EXIT_BOOT_FAILURE;
@@ -83,7 +87,11 @@ pub(crate) fn run<H: Handler + 'static>(
             return EXIT_BOOT_FAILURE;
         }
     };
-    match event_loop.run() {
+    let ran = match worker {
+        Booted::OneLoop(event_loop) => event_loop.run(),
+        Booted::Loops(group) => group.run(),
+    };
+    match ran {
         Ok(code) => code,
         Err(err) => {
             log::error!("worker {} stopped on an error: {err}", spec.position);
@@ -92,10 +100,17 @@ pub(crate) fn run<H: Handler + 'static>(
     }
 }
 
+/// A booted worker, ready to run: one event loop (process and thread mode)
+/// or one per thread (thread-loops).
+enum Booted {
+    OneLoop(Box<EventLoop>),
+    Loops(LoopGroup),
+}
+
 fn boot<H: Handler + 'static>(
     spec: &WorkerSpec<'_>,
     make_handler: impl FnOnce(&Config, usize, Scoreboard) -> io::Result<H>,
-) -> io::Result<EventLoop> {
+) -> io::Result<Booted> {
     // If the master dies, drain and exit rather than serve unsupervised.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     let signals = SignalSet::register(&[SIGTERM, SIGQUIT])?;
@@ -103,10 +118,18 @@ fn boot<H: Handler + 'static>(
     crate::signals::restore_mask(&spec.signal_mask)?;
     // What `/-/status` shows is the address really bound (`:0` resolved).
     let mut config = spec.config.clone();
-    config.listen = spec.listener.local_addr()?;
+    let first_listener = spec
+        .listeners
+        .first()
+        .ok_or_else(|| io::Error::other("no listening socket"))?;
+    config.listen = first_listener.local_addr()?;
     let handler = make_handler(&config, spec.position, spec.scoreboard)?;
     let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), spec.slot));
-    let listener = mio::net::TcpListener::from_std(spec.listener.try_clone()?);
+    // Loop `n` accepts from socket `n` (reuseport), or all from the one.
+    let listener_of_loop = |n: usize| -> io::Result<mio::net::TcpListener> {
+        let socket = spec.listeners[n % spec.listeners.len()];
+        Ok(mio::net::TcpListener::from_std(socket.try_clone()?))
+    };
     let life = Lifecycle {
         signals,
         master: spec.master,
@@ -114,9 +137,39 @@ fn boot<H: Handler + 'static>(
         graceful_timeout: spec.config.supervisor.graceful_timeout,
         drain_deadline: None,
     };
-    // The one place the architectures part: inside, a `match` on the mode
-    // picks inline serving or the thread pool.
-    EventLoop::new(ctx, listener, life, spec.config, spec.position)
+    // The one place the architectures part: one loop (inside, a `match` on
+    // the mode picks inline serving or the thread pool), or a loop per
+    // thread.
+    if spec.config.mode != Mode::ThreadLoops {
+        let own = Supervision::Own(life);
+        let event_loop =
+            EventLoop::new(ctx, listener_of_loop(0)?, own, spec.config, spec.position)?;
+        return Ok(Booted::OneLoop(Box::new(event_loop)));
+    }
+    let control = Arc::new(LoopControl::default());
+    let loops = (0..spec.config.threads)
+        .map(|row| {
+            let shared = Supervision::Shared {
+                control: Arc::clone(&control),
+                row,
+            };
+            let ctx = Arc::clone(&ctx);
+            EventLoop::new(
+                ctx,
+                listener_of_loop(row)?,
+                shared,
+                spec.config,
+                spec.position,
+            )
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(Booted::Loops(LoopGroup::new(
+        life,
+        control,
+        loops,
+        spec.slot,
+        spec.position,
+    )))
 }
 
 /// What the worker loop should do after [`Lifecycle::check`].

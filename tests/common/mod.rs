@@ -2,9 +2,9 @@
 //!
 //! [`Server::start`] runs `forkpool` on `127.0.0.1:0`, waits (with a
 //! deadline, never a fixed sleep) for its `listening on http://…` line, and
-//! stops it when dropped: SIGQUIT, then SIGKILL if it lingers. [`both_modes!`]
+//! stops it when dropped: SIGQUIT, then SIGKILL if it lingers. [`every_mode!`]
 //! turns one test body into one test per worker architecture, as ripgrep's
-//! `rgtest!` runs one body under two regex engines.
+//! `rgtest!` runs one body under each regex engine.
 //!
 //! The HTTP client here is deliberately raw (a `TcpStream` and a tiny
 //! response parser) so tests can send malformed bytes and see exactly what
@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 /// How long anything in a test may take before it counts as a failure.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Generates `mod $name { fn process(); fn thread(); }` running `$body`
-/// with `$mode` bound to "process" and then "thread".
+/// Generates `mod $name { fn process(); fn thread(); fn thread_loops(); }`
+/// running `$body` with `$mode` bound to each worker architecture.
 #[macro_export]
-macro_rules! both_modes {
+macro_rules! every_mode {
     ($name:ident, |$mode:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
@@ -40,6 +40,11 @@ macro_rules! both_modes {
             #[test]
             fn thread() {
                 let $mode: &str = "thread";
+                $body
+            }
+            #[test]
+            fn thread_loops() {
+                let $mode: &str = "thread-loops";
                 $body
             }
         }
@@ -181,6 +186,20 @@ impl Server {
     pub fn wait_for_log(&self, needle: &str) {
         let found = wait_until(DEADLINE, || self.log().contains(needle));
         assert!(found, "log never said {needle:?}; log:\n{}", self.log());
+    }
+
+    /// Waits until the log contains one of `needles`; panics with the log
+    /// if none shows up.
+    pub fn wait_for_any_log(&self, needles: &[&str]) {
+        let found = wait_until(DEADLINE, || {
+            let log = self.log();
+            needles.iter().any(|needle| log.contains(needle))
+        });
+        assert!(
+            found,
+            "log never said any of {needles:?}; log:\n{}",
+            self.log()
+        );
     }
 
     /// Pids of the master's live (non-zombie) children, sorted.
@@ -455,6 +474,26 @@ impl Client {
         })
     }
 
+    /// True if nothing arrives (no byte, no close) for `limit`: the request
+    /// sent is waiting somewhere. Bytes that do arrive are kept for
+    /// [`Client::read_response`].
+    pub fn silent_for(&mut self, limit: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        self.stream.set_read_timeout(Some(limit)).unwrap();
+        let mut chunk = [0u8; 64 * 1024];
+        let silent = match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(e) => is_timeout(&e),
+        };
+        self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        silent
+    }
+
     /// True if the server closed the connection (EOF or reset) with no more bytes.
     pub fn is_closed(&mut self) -> bool {
         self.buf.is_empty() && self.fill() == 0
@@ -518,6 +557,21 @@ pub fn write_config(text: &str) -> String {
     let path = dir.join(format!("{}.toml", N.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
+}
+
+/// A field of a workload's JSON answer (`"thread":"forkpool-w0l1"`).
+pub fn json_field(response: &Response, name: &str) -> serde_json::Value {
+    let json: serde_json::Value = serde_json::from_str(&response.text())
+        .unwrap_or_else(|_| panic!("not JSON: {}", response.text()));
+    json[name].clone()
+}
+
+/// Jain's fairness index of `counts`: 1.0 when all are equal, 1/n when one
+/// has everything.
+pub fn jain(counts: &[u64]) -> f64 {
+    let sum: f64 = counts.iter().map(|&c| c as f64).sum();
+    let squares: f64 = counts.iter().map(|&c| (c as f64).powi(2)).sum();
+    sum * sum / (counts.len() as f64 * squares)
 }
 
 /// The pid in a workload's JSON answer (`"pid":123`).

@@ -72,6 +72,29 @@ pub(crate) fn render(status: &Status) -> String {
         );
     }
     out.family(
+        "forkpool_loop_accepted_total",
+        "counter",
+        "Thread-loops mode: connections accepted by each loop thread (label loop).",
+    );
+    for (labels, w) in &workers {
+        for (number, event_loop) in w.loops.iter().enumerate() {
+            out.sample(
+                "forkpool_loop_accepted_total",
+                &format!("{labels},loop=\"{number}\""),
+                event_loop.accepted,
+            );
+        }
+    }
+    out.family(
+        "forkpool_accept_fairness",
+        "gauge",
+        "Jain's index over the ready workers' accepted connections (1 = perfectly even).",
+    );
+    out.0.push_str(&format!(
+        "forkpool_accept_fairness {}\n",
+        status.totals.fairness
+    ));
+    out.family(
         "forkpool_worker_deaths_total",
         "counter",
         "Workers that have ended since the master started (any cause).",
@@ -91,6 +114,12 @@ const WORKER_FAMILIES: &[(&str, &str, &str, Parts<WorkerStatus>)] = &[
         "counter",
         "Requests answered by the worker (observability endpoints excluded).",
         &[("", |w| w.requests)],
+    ),
+    (
+        "forkpool_worker_accepted_total",
+        "counter",
+        "Connections accepted by the worker.",
+        &[("", |w| w.accepted)],
     ),
     (
         "forkpool_worker_sent_bytes_total",

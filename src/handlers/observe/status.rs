@@ -52,13 +52,31 @@ pub(crate) struct WorkerStatus {
     pub(crate) heartbeat_age_ms: u64,
     pub(crate) requests: u64,
     pub(crate) bytes: u64,
+    /// Connections it accepted since it started.
+    pub(crate) accepted: u64,
     pub(crate) connections_active: u32,
     pub(crate) connections_idle: u32,
     pub(crate) threads_busy: usize,
     pub(crate) threads_total: usize,
     /// Age of the oldest request in progress; 0 if none.
     pub(crate) oldest_request_ms: u64,
+    /// Thread-loops mode: one entry per loop thread (empty otherwise).
+    pub(crate) loops: Vec<LoopStatus>,
+    /// Thread-loops mode: Jain's index over its loops' `accepted` (1.0 is
+    /// perfectly even); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fairness: Option<f64>,
     pub(crate) os: Option<OsStats>,
+}
+
+/// One event loop of a thread-loops worker.
+#[derive(Debug, Serialize)]
+pub(crate) struct LoopStatus {
+    pub(crate) accepted: u64,
+    pub(crate) requests: u64,
+    pub(crate) connections: u32,
+    pub(crate) busy: bool,
+    pub(crate) heartbeat_age_ms: u64,
 }
 
 /// Sums over the live workers.
@@ -67,6 +85,11 @@ pub(crate) struct Totals {
     pub(crate) workers: usize,
     pub(crate) requests: u64,
     pub(crate) bytes: u64,
+    pub(crate) accepted: u64,
+    /// Jain's index over the ready workers' `accepted`: 1.0 when every
+    /// worker accepted as many connections, 1/n when one took them all.
+    /// How even the accept strategy is (1.0 with no connections yet).
+    pub(crate) fairness: f64,
     pub(crate) connections_active: u64,
     pub(crate) connections_idle: u64,
     pub(crate) threads_busy: usize,
@@ -115,6 +138,21 @@ impl WorkerStatus {
             .load(Ordering::Relaxed)
             .min(connections);
         let age = |since: u64| now_mono.saturating_sub(since);
+        let loops: Vec<LoopStatus> = if slot.loops_heartbeat.load(Ordering::Acquire) {
+            slot.serving_rows()
+                .iter()
+                .map(|row| LoopStatus {
+                    accepted: row.accepted.load(Ordering::Relaxed),
+                    requests: row.requests.load(Ordering::Relaxed),
+                    connections: row.connections.load(Ordering::Relaxed),
+                    busy: row.busy_since_mono_ms.load(Ordering::Relaxed) != 0,
+                    heartbeat_age_ms: age(row.heartbeat_mono_ms.load(Ordering::Relaxed)),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let fairness = (!loops.is_empty()).then(|| jain_index(loops.iter().map(|l| l.accepted)));
         WorkerStatus {
             index: slot.position.load(Ordering::Relaxed),
             slot: slot_index,
@@ -126,11 +164,14 @@ impl WorkerStatus {
             heartbeat_age_ms: age(slot.heartbeat_mono_ms.load(Ordering::Relaxed)),
             requests: slot.requests.load(Ordering::Relaxed),
             bytes: slot.bytes_sent.load(Ordering::Relaxed),
+            accepted: slot.accepted.load(Ordering::Relaxed),
             connections_active: connections - idle,
             connections_idle: idle,
             threads_busy: slot.busy_threads(),
             threads_total: slot.serving_threads(),
             oldest_request_ms: slot.oldest_busy_mono_ms().map_or(0, age),
+            loops,
+            fairness,
             os: (pid > 0).then(|| OsStats::read(pid)).flatten(),
         }
     }
@@ -156,6 +197,7 @@ impl Status {
         for worker in &workers {
             totals.requests += worker.requests;
             totals.bytes += worker.bytes;
+            totals.accepted += worker.accepted;
             totals.connections_active += u64::from(worker.connections_active);
             totals.connections_idle += u64::from(worker.connections_idle);
             totals.threads_busy += worker.threads_busy;
@@ -164,6 +206,12 @@ impl Status {
                 totals.os.add(os);
             }
         }
+        totals.fairness = jain_index(
+            workers
+                .iter()
+                .filter(|w| w.state == SlotState::Ready.name())
+                .map(|w| w.accepted),
+        );
         let master_pid = header.master_pid.load(Ordering::Relaxed);
         let master_started = header.master_started_ms.load(Ordering::Relaxed);
         Status {
@@ -192,6 +240,23 @@ impl Status {
     /// The JSON `/-/status` answers.
     pub(crate) fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Jain's fairness index of `counts`: (Σx)² / (n·Σx²), from 1/n (one
+/// took everything) to 1.0 (all equal). 1.0 when there is nothing to share.
+pub(crate) fn jain_index(counts: impl Iterator<Item = u64>) -> f64 {
+    let (mut n, mut sum, mut sum_of_squares) = (0.0, 0.0, 0.0);
+    for count in counts {
+        let x = count as f64;
+        n += 1.0;
+        sum += x;
+        sum_of_squares += x * x;
+    }
+    if sum_of_squares == 0.0 {
+        1.0
+    } else {
+        sum * sum / (n * sum_of_squares)
     }
 }
 
@@ -246,6 +311,17 @@ mod tests {
         assert_eq!((status.totals.requests, status.totals.bytes), (1, 100));
         assert_eq!(status.deaths[0].reason, "killed by SIGSEGV (core dumped)");
         assert_eq!(status.deaths[0].signal.as_deref(), Some("SIGSEGV"));
+    }
+
+    #[test]
+    fn jain_index_runs_from_one_over_n_to_one() {
+        assert_eq!(jain_index([5, 5, 5, 5].into_iter()), 1.0);
+        assert_eq!(jain_index([8, 0, 0, 0].into_iter()), 0.25);
+        assert_eq!(jain_index(std::iter::empty()), 1.0);
+        assert_eq!(jain_index([0, 0].into_iter()), 1.0);
+        // [15, 34, 1, 15]: the shared socket's spread the issue measured.
+        let uneven = jain_index([15, 34, 1, 15].into_iter());
+        assert!((uneven - 0.657).abs() < 0.001, "{uneven}");
     }
 
     #[test]

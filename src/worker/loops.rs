@@ -1,0 +1,167 @@
+//! Thread-loops mode: one worker, `threads` event loops, one per thread.
+//!
+//! Each loop thread runs the very [`EventLoop`] a process-mode worker runs
+//! (accept, parse, handle, write, no hand-off), so `--mode process -w K`
+//! and `--mode thread-loops -w 1 --threads K` differ only in sharing one
+//! address space: the controlled pair of the lab.
+//!
+//! The worker's main thread serves nothing. It owns the worker's
+//! [`Lifecycle`] (signals, the master watch, the drain deadline, the
+//! worker's heartbeat) and passes its word to the loops through a
+//! [`LoopControl`], waking each with its own [`Waker`]. Each loop
+//! heartbeats in its own scoreboard row, so the master can tell one stuck
+//! loop in a worker whose other loops are fine. A loop that dies (a panic
+//! outside the connection code, which the connection's own catch doesn't
+//! cover) takes the worker with it, as it would take a process-mode worker:
+//! the worker exits with code 1 and the master respawns it.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::connection::ServeCtx;
+use super::event_loop::EventLoop;
+use super::{Control, Lifecycle, TICK};
+use crate::scoreboard::{Slot, mono_ms, set_serving_thread};
+use std::os::fd::AsRawFd;
+
+const SIGNALS: Token = Token(0);
+const LOOP_ENDED: Token = Token(1);
+
+/// What the main thread tells the loops; see the module docs.
+#[derive(Default)]
+pub(crate) struct LoopControl {
+    draining: AtomicBool,
+    wakers: Mutex<Vec<Arc<Waker>>>,
+}
+
+impl LoopControl {
+    /// A loop registers the waker the main thread wakes it with.
+    pub(crate) fn add_loop(&self, waker: Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(waker);
+    }
+
+    /// A loop's turn at supervision: its own heartbeat, then the worker's
+    /// word. (Exiting at once is the main thread's business: it ends the
+    /// process.)
+    pub(crate) fn check(&self, row: usize, ctx: &ServeCtx) -> Control {
+        ctx.slot.rows[row]
+            .heartbeat_mono_ms
+            .store(mono_ms(), Ordering::Relaxed);
+        if self.draining.load(Ordering::Acquire) {
+            Control::Drain
+        } else {
+            Control::Run
+        }
+    }
+
+    /// Asks every loop to drain, once.
+    fn drain(&self) {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let wakers = self
+            .wakers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for waker in wakers.iter() {
+            if let Err(err) = waker.wake() {
+                log::warn!("cannot wake a loop to drain: {err}");
+            }
+        }
+    }
+}
+
+/// A thread-loops worker, booted: its loops, built but not yet running.
+pub(crate) struct LoopGroup {
+    life: Lifecycle,
+    control: Arc<LoopControl>,
+    loops: Vec<EventLoop>,
+    slot: &'static Slot,
+    position: usize,
+}
+
+impl LoopGroup {
+    pub(crate) fn new(
+        life: Lifecycle,
+        control: Arc<LoopControl>,
+        loops: Vec<EventLoop>,
+        slot: &'static Slot,
+        position: usize,
+    ) -> LoopGroup {
+        LoopGroup {
+            life,
+            control,
+            loops,
+            slot,
+            position,
+        }
+    }
+
+    /// Starts a thread per loop, then supervises them; returns the worker's
+    /// exit code.
+    pub(crate) fn run(mut self) -> io::Result<i32> {
+        let mut poll = Poll::new()?;
+        let signal_fd = self.life.signals.as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&signal_fd), SIGNALS, Interest::READABLE)?;
+        let ended_waker = Arc::new(Waker::new(poll.registry(), LOOP_ENDED)?);
+        let (ended_tx, ended_rx) = mpsc::channel();
+        // Rows first, then the loops that write them.
+        self.slot.set_serving_threads(self.loops.len());
+        self.slot.loops_heartbeat.store(true, Ordering::Release);
+        let mut running = 0;
+        for (row, event_loop) in std::mem::take(&mut self.loops).into_iter().enumerate() {
+            let ended_tx = ended_tx.clone();
+            let ended_waker = Arc::clone(&ended_waker);
+            std::thread::Builder::new()
+                .name(format!("forkpool-w{}l{row}", self.position))
+                .spawn(move || {
+                    set_serving_thread(row);
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run()));
+                    let _ = ended_tx.send((row, outcome.map_err(|_| ())));
+                    let _ = ended_waker.wake();
+                })?;
+            running += 1;
+        }
+        self.life.ready();
+        let mut events = Events::with_capacity(8);
+        loop {
+            match poll.poll(&mut events, Some(TICK)) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+                Ok(()) => {}
+            }
+            match self.life.check(Instant::now()) {
+                Control::Run => {}
+                Control::Drain => self.control.drain(),
+                Control::Exit(code) => return Ok(code),
+            }
+            while let Ok((row, outcome)) = ended_rx.try_recv() {
+                running -= 1;
+                let why = match outcome {
+                    Ok(Ok(_)) if self.control.draining.load(Ordering::Acquire) => continue,
+                    Ok(Ok(_)) => "stopped without being asked".to_string(),
+                    Ok(Err(err)) => format!("failed: {err}"),
+                    Err(()) => "panicked".to_string(),
+                };
+                log::error!(
+                    "loop {row} of worker {} {why}; the worker exits with it",
+                    self.position
+                );
+                return Ok(1);
+            }
+            if running == 0 {
+                return Ok(0);
+            }
+        }
+    }
+}
