@@ -39,6 +39,7 @@ const TOP_KEYS: &[&str] = &[
     "max_connections",
     "keepalive_timeout",
     "header_timeout",
+    "send_timeout",
     "max_header_bytes",
     "max_body_bytes",
     "access_log",
@@ -101,6 +102,9 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     }
     if let Some(Timeout(timeout)) = top.take("header_timeout")? {
         c.header_timeout = timeout;
+    }
+    if let Some(Timeout(timeout)) = top.take("send_timeout")? {
+        c.send_timeout = timeout;
     }
     if let Some(ByteSize(max)) = top.take("max_header_bytes")? {
         if !MAX_HEADER_BYTES.contains(&max) {

@@ -102,6 +102,9 @@ pub struct Config {
     pub(crate) max_connections: usize,
     pub(crate) keepalive_timeout: Duration,
     pub(crate) header_timeout: Duration,
+    /// A response that makes no write progress for this long is dropped
+    /// (nginx `send_timeout`).
+    pub(crate) send_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_body_bytes: u64,
     pub(crate) access_log: bool,
@@ -191,6 +194,7 @@ pub(crate) fn defaults() -> Config {
         max_connections: 1024,
         keepalive_timeout: Duration::from_secs(5),
         header_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(30),
         max_header_bytes: 16 * 1024,
         max_body_bytes: 1024 * 1024,
         access_log: true,

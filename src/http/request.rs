@@ -130,6 +130,13 @@ pub(crate) struct Request {
     pub(crate) if_modified_since: String,
     pub(crate) range: String,
     pub(crate) if_range: String,
+    /// `Host`, `Origin` and `Sec-Fetch-Site` as sent (empty when absent):
+    /// who may reach what is decided on them (see `handlers`).
+    pub(crate) host: String,
+    pub(crate) origin: String,
+    pub(crate) sec_fetch_site: String,
+    /// The connection's peer, set by the connection (not parsed).
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -233,6 +240,9 @@ pub(crate) fn parse_head(
     req.if_modified_since.clear();
     req.range.clear();
     req.if_range.clear();
+    req.host.clear();
+    req.origin.clear();
+    req.sec_fetch_site.clear();
 
     let mut hosts = 0;
     let mut conn_close = false;
@@ -247,6 +257,7 @@ pub(crate) fn parse_head(
             .trim();
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            set_once(&mut req.host, value);
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 conn_close |= token.eq_ignore_ascii_case("close");
@@ -285,6 +296,10 @@ pub(crate) fn parse_head(
             set_once(&mut req.if_modified_since, value);
         } else if name.eq_ignore_ascii_case("range") {
             set_once(&mut req.range, value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            set_once(&mut req.origin, value);
+        } else if name.eq_ignore_ascii_case("sec-fetch-site") {
+            set_once(&mut req.sec_fetch_site, value);
         } else if name.eq_ignore_ascii_case("if-range") {
             set_once(&mut req.if_range, value);
         }

@@ -266,14 +266,14 @@ impl EventLoop {
                 return;
             }
             match self.listener.accept() {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     self.count_accepted();
                     // Responses are written whole; don't let Nagle hold the
                     // next keep-alive response back behind a delayed ACK.
                     let _ = stream.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
-                    let mut conn = Box::new(Connection::new(stream, &self.ctx, now));
+                    let mut conn = Box::new(Connection::new(stream, Some(peer), &self.ctx, now));
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     match self
                         .poll

@@ -91,6 +91,8 @@ pub(crate) struct ServeCtx {
     max_body_bytes: u64,
     keepalive_timeout: Duration,
     header_timeout: Duration,
+    /// How long a write may make no progress (`send_timeout`).
+    send_timeout: Duration,
     access_log: bool,
     /// Set when the worker stops: every response then closes its connection.
     pub(crate) draining: AtomicBool,
@@ -107,6 +109,7 @@ impl ServeCtx {
             max_body_bytes: config.max_body_bytes,
             keepalive_timeout: config.keepalive_timeout,
             header_timeout: config.header_timeout,
+            send_timeout: config.send_timeout,
             access_log: config.access_log,
             draining: AtomicBool::new(false),
             pid: std::process::id(),
@@ -175,7 +178,13 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, ctx: &ServeCtx, now: Instant) -> Connection {
+    /// A connection just accepted from `peer`.
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: Option<std::net::SocketAddr>,
+        ctx: &ServeCtx,
+        now: Instant,
+    ) -> Connection {
         ctx.slot.connections.fetch_add(1, Ordering::Relaxed);
         Connection {
             stream,
@@ -183,7 +192,11 @@ impl Connection {
             input: ReadBuffer::new(ctx.max_header_bytes + 1024),
             head: HeadScan::default(),
             output: WriteQueue::new(),
-            req: Request::default(),
+            // Parsing never touches `peer`: it stays for every request.
+            req: Request {
+                peer,
+                ..Request::default()
+            },
             body: None,
             delayed: None,
             close_after_write: false,
@@ -507,7 +520,8 @@ pub(crate) mod tests {
         let client = ClientStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, _) = listener.accept().unwrap();
         stream.set_nonblocking(true).unwrap();
-        let conn = Connection::new(TcpStream::from_std(stream), &ctx, Instant::now());
+        let peer = stream.peer_addr().ok();
+        let conn = Connection::new(TcpStream::from_std(stream), peer, &ctx, Instant::now());
         (conn, ctx, client)
     }
 
