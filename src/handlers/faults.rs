@@ -2,9 +2,11 @@
 //! demand, so their cost in each architecture can be observed.
 //!
 //! Off unless `[faults] enabled` (or `--faults`); the router answers 404
-//! otherwise, and the config refuses to enable them on a non-loopback
-//! address unless `faults.allow_remote` says so. These endpoints kill
-//! processes on purpose: that is their job.
+//! otherwise, takes POST only (405 for GET), refuses a POST from another
+//! site's page (403) and a peer on another machine (404) unless
+//! `faults.allow_remote`; the config refuses to enable them on a
+//! non-loopback address unless `faults.allow_remote` says so. These
+//! endpoints kill processes on purpose: that is their job.
 //!
 //! | fault | what the handler does |
 //! |---|---|
@@ -25,6 +27,24 @@ use crate::http::request::Request;
 
 /// Most memory one `leak` request may leak.
 const MAX_LEAK_MB: u64 = 1024;
+
+/// Every fault's name, as in `/-/fault/NAME`.
+const NAMES: [&str; 8] = [
+    "panic",
+    "abort",
+    "segv",
+    "exit",
+    "stack-overflow",
+    "hang",
+    "leak",
+    "poison",
+];
+
+/// Whether `name` is a fault (checked before the method, so an unknown
+/// name is a 404 whatever the method).
+pub(crate) fn exists(name: &str) -> bool {
+    NAMES.contains(&name)
+}
 
 /// Runs fault `name`; `None` if there is no such fault. Most never return.
 pub(crate) fn inject(
