@@ -225,9 +225,10 @@ pub(crate) fn misdirected(host: &str) -> Response {
 }
 
 /// The one line the master logs when it listens on an address other
-/// machines may reach: what they get. `None` on a loopback address.
-pub(crate) fn exposure(config: &Config) -> Option<String> {
-    if is_loopback(config.listen.ip()) {
+/// machines may reach (`bound`, the socket's own address, port included):
+/// what they get. `None` on a loopback address.
+pub(crate) fn exposure(config: &Config, bound: SocketAddr) -> Option<String> {
+    if is_loopback(bound.ip()) {
         return None;
     }
     let to = |open: bool| {
@@ -242,7 +243,7 @@ pub(crate) fn exposure(config: &Config) -> Option<String> {
         "listening on {}, not a loopback address: every peer that can reach it gets the files \
          under {}{}; the dashboard, /-/status and /-/metrics: {} ([lab] allow_remote); \
          /-/work: {} ([lab] allow_remote_work); /-/fault: {}",
-        config.listen,
+        bound,
         config.root.display(),
         if config.show_hidden {
             " (dotfiles included)"
@@ -450,11 +451,13 @@ mod tests {
     #[test]
     fn exposure_names_what_other_machines_get() {
         let mut config = crate::config::defaults();
-        assert_eq!(exposure(&config), None);
-        config.listen = "[::ffff:127.0.0.1]:80".parse().unwrap();
-        assert_eq!(exposure(&config), None);
-        config.listen = "0.0.0.0:8080".parse().unwrap();
-        let line = exposure(&config).unwrap();
+        let public = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(exposure(&config, config.listen), None);
+        assert_eq!(
+            exposure(&config, "[::ffff:127.0.0.1]:80".parse().unwrap()),
+            None
+        );
+        let line = exposure(&config, public).unwrap();
         assert!(!line.contains('\n'), "{line}");
         assert!(line.starts_with("listening on 0.0.0.0:8080, not a loopback"));
         assert!(line.contains("(not dotfiles)"), "{line}");
@@ -464,7 +467,7 @@ mod tests {
         config.lab.allow_remote = true;
         config.faults.enabled = true;
         config.faults.allow_remote = true;
-        let line = exposure(&config).unwrap();
+        let line = exposure(&config, public).unwrap();
         assert!(line.contains("/-/metrics: every peer"), "{line}");
         assert!(line.contains("/-/work: loopback peers only"), "{line}");
         assert!(line.ends_with("/-/fault: every peer"), "{line}");

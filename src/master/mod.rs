@@ -79,7 +79,7 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
     );
     // One line, when the socket is reachable from other machines: what
     // they get.
-    if let Some(note) = crate::handlers::exposure(&config) {
+    if let Some(note) = crate::handlers::exposure(&config, addr) {
         log::warn!("{note}");
     }
     let mut master = Master {
@@ -338,7 +338,9 @@ impl Master {
             config.mode.name(),
             self.planner.workers().len()
         );
-        if let Some(note) = crate::handlers::exposure(&config) {
+        if let Ok(addr) = self.listeners.local_addr()
+            && let Some(note) = crate::handlers::exposure(&config, addr)
+        {
             log::warn!("{note}");
         }
         self.config = config;
