@@ -205,8 +205,11 @@ every_mode!(a_reload_cannot_turn_faults_on_for_a_public_socket, |mode| {
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nworkers = 3\n").unwrap();
     server.signal(libc::SIGHUP);
     server.wait_for_log("the listen address and backlog need a restart; keeping 0.0.0.0:");
-    let now = server.wait_for_workers(3);
-    assert!(now.iter().all(|pid| !workers.contains(pid)));
+    let replaced = wait_until(DEADLINE, || {
+        let now = server.workers();
+        now.len() == 3 && now.iter().all(|pid| !workers.contains(pid))
+    });
+    assert!(replaced, "log:\n{}", server.log());
     assert_eq!(ask(local(&server), raw).status, 404);
 });
 

@@ -117,9 +117,9 @@ impl Router {
     /// `/-/fault/NAME`: 404 unless enabled, POST only, and never for a
     /// request another site's page sent (CSRF).
     fn fault(&self, name: &str, req: &Request) -> Response {
-        if !self.faults || !faults::exists(name) {
+        let Some(fault) = faults::Fault::named(name).filter(|_| self.faults) else {
             return Response::error(404);
-        }
+        };
         if req.method != Method::Post {
             return Response::error(405).header("Allow", "POST");
         }
@@ -133,7 +133,7 @@ impl Router {
                 ),
             );
         }
-        faults::inject(name, req, &self.who, &self.cache).unwrap_or_else(|| Response::error(404))
+        faults::inject(fault, req, &self.who, &self.cache)
     }
 }
 
