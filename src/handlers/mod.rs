@@ -131,7 +131,8 @@ impl Router {
                     "403 Forbidden\nfaults run only for this server's own pages, or for clients \
                      that send no Origin (curl, scripts): {why}"
                 ),
-            );
+            )
+            .header("X-Content-Type-Options", "nosniff");
         }
         faults::inject(fault, req, &self.who, &self.cache)
     }
