@@ -18,7 +18,7 @@
 #
 # Faults (--faults takes a comma list): abort (SIGABRT), segv (a real
 # SIGSEGV), hang (the handler never returns; the watchdog acts after
-# --timeout), leak (GET /-/fault/leak?mb=96 with max_rss = 64MiB: the worker
+# --timeout), leak (POST /-/fault/leak?mb=96 with max_rss = 64MiB: the worker
 # is recycled). Each trial runs on a fresh server: load starts, the fault is
 # injected once every worker is 5.5 s old (a younger worker's death would be
 # slowed down by the crash-loop guard), and the trial ends once a replacement

@@ -15,9 +15,9 @@ The server must already be serving with faults enabled. The trial:
  2. waits until every worker is ready and at least --min-age-ms old (a worker
     that dies younger than 5 s has its respawn delayed by the crash-loop
     guard, which is not what is measured here) and --baseline s of load ran;
- 3. sends GET /-/fault/FAULT on its own connection, opened before the load
-    (it is not counted with the load: the request that carries the fault is
-    expected to fail);
+ 3. sends POST /-/fault/FAULT (faults are POST only) on its own connection,
+    opened before the load (it is not counted with the load: the request
+    that carries the fault is expected to fail);
  4. watches until a replacement worker has served, no pre-fault worker is
     left draining and --tail s passed (at least --min-after, at most
     --max-after s after the fault); then stops the load.
@@ -248,7 +248,8 @@ class Fault:
 
     def __init__(self, port, url, timeout):
         self.port, self.url, self.timeout = port, url, timeout
-        self.req = f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        # POST without Origin, as curl sends it: faults refuse GET (405).
+        self.req = f"POST {url} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
         self.ping = f"GET /-/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
         self.conn = Conn(port, 2.0)
         self.result = None
