@@ -38,12 +38,15 @@
 #
 # Profiles:
 #   (none)   3 rounds x 5 s, every K, 4 configurations, 3 crash repeats:
-#            about 60 minutes on 2 cores
-#   --quick  3 rounds x 3 s, K in {2,8,32}, 1 crash repeat: about 15 minutes
+#            about 55 minutes on 2 cores, plus the release build
+#   --quick  3 rounds x 3 s, K in {2,8,32}, 1 crash repeat: about 13
+#            minutes, plus the release build
 #   --smoke  for CI with the debug build (--bin target/debug/forkpool):
-#            K in {2,4}, 2 rounds x 1 s, one rate, the abort fault only,
-#            about 3 minutes; exit 1 when a run failed, served nothing, or an
-#            output is missing (not for slow numbers: a debug build's are)
+#            K in {2,4}, 2 rounds x 1 s, 16 and 64 connections, one rate,
+#            the abort fault only, switch_cost built in debug: about 1
+#            minute once built; exit 1 when a run failed, served nothing,
+#            or an output is missing (not for slow numbers: a debug
+#            build's are)
 #
 # Rounds are interleaved (every configuration once per round, a fresh server
 # each time, one server at a time so PSS shares no pages across servers) and

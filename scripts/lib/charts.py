@@ -64,7 +64,7 @@ def plot(out, name, title, panels, cols=2):
     for i, p in enumerate(panels):
         gp += ["unset logscale", "unset arrow", "unset label", "set xtics autofreq",
                "set autoscale x", "set autoscale y", "set offsets 0, 0, 0, 0",
-               "set key top left opaque font ',9' samplen 2",
+               "set key below horizontal font ',9' samplen 2",
                f"set title {q(p['title'])} font ',11'", f"set xlabel {q(p.get('xlabel', ''))}",
                f"set ylabel {q(p.get('ylabel', ''))}"]
         series = [(label, pts) for label, pts in p["series"] if any(pt[1] is not None for pt in pts)]

@@ -73,6 +73,9 @@ stop_pid() {
 ensure_tools() {
   local install=$1 tool missing=() apt=() sudo=()
   shift
+  # Where `cargo install` puts oha, whether or not PATH has it.
+  case ":$PATH:" in *":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;;
+    *) export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin" ;; esac
   for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
@@ -87,8 +90,7 @@ ensure_tools() {
         taskset) apt+=(util-linux) ;;
         oha)
           echo "installing oha: cargo install oha --locked (about 5 minutes)" >&2
-          cargo install oha --locked >&2 || echo "cargo install oha failed" >&2
-          export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin" ;;
+          cargo install oha --locked >&2 || echo "cargo install oha failed" >&2 ;;
       esac
     done
     if [ "${#apt[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
