@@ -51,7 +51,7 @@
 # Rounds are interleaved (every configuration once per round, a fresh server
 # each time, one server at a time so PSS shares no pages across servers) and
 # reported as the median with the min-max spread; a difference is called
-# only where the ranges don't overlap.
+# only where the ranges don't overlap and the medians differ by 5 % or more.
 #
 # Pinning: the server on the last CPU, the load generator (wrk, oha, the
 # crash client) and the status sampler on the others (taskset), stated in

@@ -7,8 +7,9 @@ report.md, results.json and the PNG charts.
 Per configuration and K (and workload, connections, offered rate) the
 numbers are the median over rounds with the min-max spread. A claim is
 called (holds / the reverse) only where the two configurations' ranges
-don't overlap; overlapping ranges are "no clear difference", and a single
-round gives no spread, which the verdict says.
+don't overlap and their medians differ by 5 % or more; anything else is
+"no clear difference", and a single round gives no spread, which the
+verdict says.
 
 results.json is read by an independent check; its lists keep these keys:
   sweep        {workload, mode, k, rps, pss_kib, ctx_per_req, cpu_us_per_req, ...}
@@ -43,6 +44,7 @@ CONFIG_DESC = {
     "prefork": "`--mode process --workers K` with `max_connections = 1` (Apache prefork)",
 }
 FAULT_ORDER = ["abort", "segv", "hang", "leak", "panic"]
+SMALL = 0.05  # medians closer than this are "no clear difference" even when the ranges are apart
 
 
 def load_jsonl(path):
@@ -112,8 +114,10 @@ def per_k(ks, a_vals, b_vals, want, a_name, b_name, what):
         r = None
         if median(a) is not None and median(b):
             r = median(a) / median(b)
+        if rel != "~" and r is not None and abs(r - 1) < SMALL:
+            rel = "small"  # apart, but too little to matter
         rows.append((k, a, b, rel, r))
-        (holds if rel == want else same if rel == "~" else reverse).append((k, r))
+        (holds if rel == want else same if rel in ("~", "small") else reverse).append((k, r))
     if not rows:
         return f"not measured ({what})", rows, "not measured"
     parts = []
@@ -122,7 +126,8 @@ def per_k(ks, a_vals, b_vals, want, a_name, b_name, what):
         parts.append(f"holds at {ks_text([k for k, _ in holds])} ({a_name} ÷ {b_name} = "
                      f"{r_hi:.2f}× at K = {k_hi})")
     if same:
-        parts.append(f"no clear difference at {ks_text([k for k, _ in same])} (ranges overlap; "
+        parts.append(f"no clear difference at {ks_text([k for k, _ in same])} (ranges overlap, "
+                     f"or differ by under {SMALL:.0%}: "
                      + ", ".join(f"{r:.2f}×" for _, r in same if r is not None) + ")")
     if reverse:
         parts.append(f"the reverse at {ks_text([k for k, _ in reverse])} ("
@@ -806,7 +811,7 @@ def report(data, claims, switch_rows):
         "- method: one server at a time (so PSS shares no pages across servers), a fresh one per "
         "round and configuration, rounds interleaved (every configuration once per round); "
         "numbers are medians with the min–max over rounds in brackets. A difference is called only "
-        "where the ranges don't overlap.",
+        "where the ranges don't overlap and the medians differ by 5 % or more.",
         "",
         "Configurations:", "",
     ]
