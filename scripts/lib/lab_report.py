@@ -425,7 +425,7 @@ def claim_switch(data, switch_rows):
     sizes = sorted({r["working_set_kib"] for r in switch_rows})
     panels = []
     for mech in mechs:
-        holds, same, rev = [], [], []
+        holds, same, rev, unresolved = [], [], [], []
         series = []
         for kind in ("process", "thread"):
             pts = []
@@ -445,6 +445,15 @@ def claim_switch(data, switch_rows):
             rel = versus([p.get("ns_min"), p.get("ns_max")], [t.get("ns_min"), t.get("ns_max")])
             r = p["ns"] / t["ns"] if t["ns"] else None
             label = f"{ws} KiB"
+            # Net = raw - touch: where a round's net went to zero or below,
+            # touching the working set cost more than the switch and its
+            # noise swamps it; no ratio means anything there.
+            if min(x for x in (p.get("ns_min"), t.get("ns_min"), p["ns"], t["ns"])
+                   if x is not None) <= 0:
+                unresolved.append(label)
+                evidence.append(f"{mech} {label}: not resolvable (net ≤ 0 in some round: "
+                                f"the working set's own cost swamps the switch)")
+                continue
             evidence.append(f"{mech} {label}: process {fmt(p['ns'], 0)} ns [{fmt(p.get('ns_min'), 0)}–"
                             f"{fmt(p.get('ns_max'), 0)}], thread {fmt(t['ns'], 0)} ns "
                             f"[{fmt(t.get('ns_min'), 0)}–{fmt(t.get('ns_max'), 0)}]")
@@ -457,6 +466,8 @@ def claim_switch(data, switch_rows):
             bits.append("no clear difference at " + ", ".join(same))
         if rev:
             bits.append("the reverse at " + ", ".join(rev))
+        if unresolved:
+            bits.append("not resolvable at " + ", ".join(unresolved))
         parts.append(f"{mech}: " + "; ".join(bits))
         status_parts += ["h"] * len(holds) + ["s"] * len(same) + ["r"] * len(rev)
         panels.append(dict(title=f"ns per switch over a {mech} (median, min–max over rounds)",
