@@ -56,6 +56,9 @@ export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in scripts/lib
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+
 argv=("$@")
 k=2 hybrid="" tool="" connections=32 duration=5 rounds=5 warmup=2
 workloads="static-1k,static-1m,cpu,io,mem,shared,tabs"
@@ -77,13 +80,7 @@ while [ $# -gt 0 ]; do
     --io-ms) io_ms=$2; shift 2 ;;
     --mem-kb) mem_kb=$2; shift 2 ;;
     --shared-ops) shared_ops=$2; shift 2 ;;
-    --server-cpus) server_cpus=$2; shift 2 ;;
-    --load-cpus) load_cpus=$2; shift 2 ;;
-    --no-pin) pin=0; shift ;;
-    --bin) bin=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) die "unknown option $1 (see --help)" ;;
+    *) shared_option "$@" || die "unknown option $1 (see --help)"; shift "$consumed" ;;
   esac
 done
 
@@ -127,8 +124,6 @@ command -v python3 >/dev/null || die "needs python3"
 command -v gnuplot >/dev/null || die "needs gnuplot for the chart (apt-get install -y gnuplot-nox)"
 
 # --- pinning (as scripts/bench.sh): the last CPU serves, the others load ------
-# shellcheck source=scripts/lib/common.sh
-. "$root/scripts/lib/common.sh"
 setup_pinning
 setup_output compare
 site=$(mktemp -d)

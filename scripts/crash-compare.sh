@@ -18,9 +18,10 @@
 #
 # Faults (--faults takes a comma list): abort (SIGABRT), segv (a real
 # SIGSEGV), hang (the handler never returns; the watchdog acts after
-# --timeout), leak (POST /-/fault/leak?mb=96 with max_rss = 64MiB: the worker
-# is recycled). Each trial runs on a fresh server: load starts, the fault is
-# injected once every worker is 5.5 s old (a younger worker's death would be
+# --timeout), leak (/-/fault/leak?mb=96 with max_rss = 64MiB: the worker
+# is recycled); sent as POST, or as GET to a server that answers 405.
+# Each trial runs on a fresh server: load starts, the fault is injected
+# once every worker is 5.5 s old (a younger worker's death would be
 # slowed down by the crash-loop guard), and the trial ends once a replacement
 # has served, no old worker is left draining, and 1.5 s more passed.
 #
@@ -74,6 +75,9 @@ export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in scripts/lib
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'; }
 die() { echo "crash-compare.sh: $*" >&2; exit 2; }
 
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+
 argv=("$@")
 k=2 faults="abort,segv,hang,leak" repeat=3 tool=client connections=16 rate=500
 path="/-/work/cpu?ms=1" timeout=2s graceful=3s max_rss=64MiB leak_mb=96
@@ -93,13 +97,7 @@ while [ $# -gt 0 ]; do
     --graceful-timeout) graceful=$2; shift 2 ;;
     --max-rss) max_rss=$2; shift 2 ;;
     --leak-mb) leak_mb=$2; shift 2 ;;
-    --server-cpus) server_cpus=$2; shift 2 ;;
-    --load-cpus) load_cpus=$2; shift 2 ;;
-    --no-pin) pin=0; shift ;;
-    --bin) bin=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) die "unknown option $1 (see --help)" ;;
+    *) shared_option "$@" || die "unknown option $1 (see --help)"; shift "$consumed" ;;
   esac
 done
 
@@ -122,8 +120,6 @@ command -v python3 >/dev/null || die "needs python3"
 command -v gnuplot >/dev/null || die "needs gnuplot for the chart (apt-get install -y gnuplot-nox)"
 [ "$tool" = client ] || command -v "$tool" >/dev/null || die "$tool is not installed"
 
-# shellcheck source=scripts/lib/common.sh
-. "$root/scripts/lib/common.sh"
 setup_pinning
 setup_output crash
 site=$(mktemp -d)

@@ -1,12 +1,15 @@
-"""Helpers shared by scripts/compare.sh and scripts/crash-compare.sh.
+"""Helpers shared by scripts/compare.sh, scripts/crash-compare.sh and
+scripts/lab.sh.
 
 What is here: HTTP/1.1 GETs with a hard overall deadline, on a fresh
 connection (http_get) or a kept-alive one (Conn, StatusClient: the
 scoreboard, /-/status, which a hung worker may accept and never answer),
-parsers for wrk's and oha's output, medians and ratios, Markdown tables and
-running gnuplot. Python standard library only.
+parsers for wrk's and oha's output, medians, spreads (median, min, max),
+Jain's fairness index, ratios, Markdown tables and running gnuplot. Python
+standard library only.
 
-What is not here: starting or stopping servers (the bash scripts do that) and
+What is not here: starting or stopping servers (the bash scripts and
+lab_run.py do that) and
 anything that decides what a result means (the *_report.py files do).
 """
 
@@ -283,6 +286,8 @@ def parse_oha(text):
         "rps": rps,
         "p50_ms": sec_to_ms(pct.get("p50")),
         "p99_ms": sec_to_ms(pct.get("p99")),
+        "p999_ms": sec_to_ms(pct.get("p99.9")),
+        "max_ms": sec_to_ms(summary.get("slowest")),
         "socket_errors": failed,
         "non2xx": non2xx,
         "errors": failed + non2xx,
@@ -294,6 +299,26 @@ def parse_oha(text):
 def median(values):
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return statistics.median(values) if values else None
+
+
+def spread(values):
+    """{"median", "min", "max", "n"} of the values that are numbers (None
+    when there are none): what a verdict needs to know about the noise."""
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def jain(values):
+    """Jain's fairness index of a share per worker (or thread): 1 when all are
+    equal, 1/n when one has everything. None without two shares or any load."""
+    values = [v for v in values if v is not None]
+    total, squares = sum(values), sum(v * v for v in values)
+    if len(values) < 2 or squares == 0:
+        return None
+    return total * total / (len(values) * squares)
 
 
 def ratio(a, b):

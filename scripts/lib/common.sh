@@ -1,8 +1,25 @@
 # shellcheck shell=bash disable=SC2154,SC2034
 # (SC2154/SC2034: the variables are the caller's, read and set here.)
-# Shell helpers shared by scripts/compare.sh and scripts/crash-compare.sh
-# (sourced, not run). Each expects `die`, `pin`, `server_cpus`, `load_cpus`,
-# `bin`, `root` and `out` set by its caller's option parsing.
+# Shell helpers shared by scripts/compare.sh, scripts/crash-compare.sh and
+# scripts/lab.sh (sourced, not run). Each expects `die`, `pin`,
+# `server_cpus`, `load_cpus`, `bin`, `root` and `out` set by its caller's
+# option parsing.
+
+# shared_option ARGS...: the options every script here takes: --server-cpus
+# LIST, --load-cpus LIST, --no-pin, --bin PATH, --out DIR and -h/--help
+# (prints `usage`, exits). Sets `consumed` to how many arguments it used, for
+# the caller's `shift`; returns 1 when $1 is none of them.
+shared_option() {
+  case "$1" in
+    --server-cpus) server_cpus=$2; consumed=2 ;;
+    --load-cpus) load_cpus=$2; consumed=2 ;;
+    --no-pin) pin=0; consumed=1 ;;
+    --bin) bin=$2; consumed=2 ;;
+    --out) out=$2; consumed=2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) return 1 ;;
+  esac
+}
 
 # setup_pinning: as scripts/bench.sh, the last CPU serves and the others
 # load, unless --no-pin or CPUs were given; sets `ncpu` and the
@@ -45,4 +62,55 @@ stop_pid() {
     sleep 0.05
   done
   kill -KILL "$pid" 2>/dev/null || true
+}
+
+# ensure_tools INSTALL TOOL...: checks that each TOOL (wrk, gnuplot, oha,
+# python3, taskset) is on PATH; with INSTALL=1 installs the missing ones
+# first (apt-get for wrk, gnuplot-nox, python3 and util-linux, as root or
+# through `sudo -n`; `cargo install oha --locked` for oha, about 5 minutes).
+# Prints one line per tool still missing, saying how to get it; returns 1
+# if any is.
+ensure_tools() {
+  local install=$1 tool missing=() apt=() sudo=()
+  shift
+  # Where `cargo install` puts oha, whether or not PATH has it.
+  case ":$PATH:" in *":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;;
+    *) export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin" ;; esac
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  if [ "$install" = 1 ]; then
+    [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+    for tool in "${missing[@]}"; do
+      case "$tool" in
+        wrk) apt+=(wrk) ;;
+        gnuplot) apt+=(gnuplot-nox) ;;
+        python3) apt+=(python3) ;;
+        taskset) apt+=(util-linux) ;;
+        oha)
+          echo "installing oha: cargo install oha --locked (about 5 minutes)" >&2
+          cargo install oha --locked >&2 || echo "cargo install oha failed" >&2 ;;
+      esac
+    done
+    if [ "${#apt[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
+      echo "installing ${apt[*]} with apt-get" >&2
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${apt[@]}" >&2 ||
+        { "${sudo[@]}" apt-get update -q >&2 &&
+          "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${apt[@]}" >&2; } ||
+        echo "apt-get could not install ${apt[*]}" >&2
+    fi
+  fi
+  local left=1
+  for tool in "${missing[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 && continue
+    left=0
+    case "$tool" in
+      oha) echo "missing: oha (cargo install oha --locked)" >&2 ;;
+      gnuplot) echo "missing: gnuplot (apt-get install -y gnuplot-nox)" >&2 ;;
+      taskset) echo "missing: taskset (apt-get install -y util-linux)" >&2 ;;
+      *) echo "missing: $tool (apt-get install -y $tool)" >&2 ;;
+    esac
+  done
+  [ "$left" = 1 ]
 }

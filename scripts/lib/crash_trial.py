@@ -2,7 +2,7 @@
 """One trial of scripts/crash-compare.sh: steady load on a running forkpool,
 one injected fault, and what it cost.
 
-  crash_trial.py --port P --fault abort|segv|hang|leak --workers N --out TRIAL.json
+  crash_trial.py --port P --fault abort|segv|hang|leak|panic --workers N --out TRIAL.json
                  [--tool client|wrk|oha] [--connections 16] [--rate 500]
                  [--path /-/work/cpu?ms=1]
                  [--leak-mb 96] [--min-age-ms 5500] [--baseline 2] [--tail 1.5]
@@ -15,12 +15,13 @@ The server must already be serving with faults enabled. The trial:
  2. waits until every worker is ready and at least --min-age-ms old (a worker
     that dies younger than 5 s has its respawn delayed by the crash-loop
     guard, which is not what is measured here) and --baseline s of load ran;
- 3. sends POST /-/fault/FAULT (faults are POST only) on its own connection,
-    opened before the load (it is not counted with the load: the request
-    that carries the fault is expected to fail);
+ 3. sends POST /-/fault/FAULT (GET if the server answers 405: see Fault)
+    on its own connection, opened before the load (it is not counted with
+    the load: the request that carries the fault is expected to fail);
  4. watches until a replacement worker has served, no pre-fault worker is
     left draining and --tail s passed (at least --min-after, at most
-    --max-after s after the fault); then stops the load.
+    --max-after s after the fault); then stops the load. A panic is caught
+    and kills nothing: its trial ends --min-after s after its answer.
 
 The load (--tool client, the default) is this script's own: --connections
 threads, each holding ONE keep-alive connection to 127.0.0.1 and looping GET
@@ -244,16 +245,24 @@ class Prober:
 class Fault:
     """The connection that carries the fault: opened BEFORE the load and kept
     alive with /-/status requests (not counted by the server), because a
-    saturated thread-mode worker does not accept new connections."""
+    saturated thread-mode worker does not accept new connections.
+
+    Faults are POST only from forkpool's CSRF change on; an older server
+    answers 405 to POST there (GET and HEAD only under /-/). So the fault goes
+    as POST, and only on a prompt 405 again as GET on the same connection,
+    with t0 moved to that moment; `method` says which one carried it."""
 
     def __init__(self, port, url, timeout):
         self.port, self.url, self.timeout = port, url, timeout
-        # POST without Origin, as curl sends it: faults refuse GET (405).
-        self.req = f"POST {url} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-        self.ping = f"GET /-/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        host = f"Host: 127.0.0.1:{port}\r\n"
+        self.post = f"POST {url} HTTP/1.1\r\n{host}Content-Length: 0\r\n\r\n".encode()
+        self.get = f"GET {url} HTTP/1.1\r\n{host}\r\n".encode()
+        self.ping = f"GET /-/status HTTP/1.1\r\n{host}\r\n".encode()
         self.conn = Conn(port, 2.0)
         self.result = None
         self.t0 = None
+        self.method = None
+        self.decided = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True, name="fault")
 
     def keep_alive(self):
@@ -267,16 +276,34 @@ class Fault:
             self.conn = Conn(self.port, 2.0)
 
     def fire(self):
+        """Sends the fault; returns once its method is known (t0 is final)."""
         self.t0 = now_ms()
         self.thread.start()
+        self.decided.wait(2.0)
 
     def run(self):
+        deadline = time.monotonic() + self.timeout
         try:
-            status, _, body = self.conn.request(self.req, time.monotonic() + self.timeout)
-            self.result = {"outcome": f"answered {status}", "t_ms": now_ms(),
+            self.method = "POST"
+            self.conn.sock.sendall(self.post)
+            try:
+                status, close, body = self.conn.response(time.monotonic() + 0.5)
+            except (socket.timeout, TimeoutError):
+                self.decided.set()  # no prompt 405: the POST was taken (a hang)
+                status, close, body = self.conn.response(deadline)
+            if status == 405:
+                if close:
+                    self.conn.close()
+                    self.conn = Conn(self.port, 2.0)
+                self.method, self.t0 = "GET", now_ms()
+                self.decided.set()
+                status, _, body = self.conn.request(self.get, deadline)
+            self.result = {"outcome": f"answered {status}", "t_ms": now_ms(), "method": self.method,
                            "body": body[:200].decode("utf-8", "replace")}
         except Exception as exc:  # noqa: BLE001 - the expected outcome of most faults
-            self.result = {"outcome": classify(exc), "t_ms": now_ms()}
+            self.result = {"outcome": classify(exc), "t_ms": now_ms(), "method": self.method}
+        finally:
+            self.decided.set()
 
     def close(self):
         self.conn.close()
@@ -354,7 +381,7 @@ def start_tool(args, seconds):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--fault", required=True, choices=["abort", "segv", "hang", "leak"])
+    p.add_argument("--fault", required=True, choices=["abort", "segv", "hang", "leak", "panic"])
     p.add_argument("--workers", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--tool", default="client", choices=["client", "wrk", "oha"])
@@ -433,6 +460,10 @@ def main():
             t = now_ms()
             if t - t0 > args.max_after * 1000:
                 break
+            if args.fault == "panic":  # caught: nothing dies, nothing to wait for
+                if fault.result and t - t0 >= args.min_after * 1000:
+                    break
+                continue
             st = samples.latest()
             if st["t_ms"] < t0:
                 continue  # no sample since the fault yet

@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 
-from common import StatusClient, write_json
+from common import HttpError, StatusClient, write_json
 
 stop = False
 
@@ -34,19 +34,31 @@ def on_signal(_sig, _frame):
     stop = True
 
 
-def snapshot(args):
-    deadline = time.monotonic() + args.timeout
+def fetch(port, timeout=5.0):
+    """One /-/status document, retried for `timeout` seconds; raises
+    HttpError with the last failure if none came."""
+    deadline = time.monotonic() + timeout
     error = None
-    client = StatusClient(args.port)
-    while time.monotonic() < deadline:
-        try:
-            write_json(args.out, client.get(timeout=min(2.0, args.timeout)))
-            return 0
-        except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported
-            error = exc
-            time.sleep(0.05)
-    print(f"status_sampler: no /-/status from port {args.port}: {error}", file=sys.stderr)
-    return 1
+    client = StatusClient(port)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                return client.get(timeout=min(2.0, timeout))
+            except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported
+                error = exc
+                time.sleep(0.05)
+    finally:
+        client.close()
+    raise HttpError(f"no /-/status from port {port}: {error}")
+
+
+def snapshot(args):
+    try:
+        write_json(args.out, fetch(args.port, args.timeout))
+        return 0
+    except HttpError as exc:
+        print(f"status_sampler: {exc}", file=sys.stderr)
+        return 1
 
 
 def sample(args):
@@ -73,26 +85,36 @@ def sample(args):
     return 0
 
 
-def wait_ready(args):
-    deadline = time.monotonic() + args.timeout
+def ready(port, workers, min_age_ms=0, timeout=10.0):
+    """Waits until `workers` workers are "ready" (each at least `min_age_ms`
+    old); returns None, or why not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
     why = "no answer yet"
-    client = StatusClient(args.port)
-    while time.monotonic() < deadline:
-        try:
-            doc = client.get(timeout=1.0)
-            workers = doc.get("workers") or []
-            ready = [w for w in workers if w.get("state") == "ready"]
-            young = [w for w in ready if (w.get("uptime_ms") or 0) < args.min_age_ms]
-            if len(ready) >= args.workers and not young:
-                return 0
-            why = (f"{len(ready)} of {args.workers} workers ready"
-                   + (f", {len(young)} younger than {args.min_age_ms} ms" if young else ""))
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
-            why = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.1)
-    print(f"status_sampler: port {args.port} not ready within {args.timeout}s: {why}",
-          file=sys.stderr)
-    return 1
+    client = StatusClient(port)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                doc = client.get(timeout=1.0)
+                live = [w for w in doc.get("workers") or [] if w.get("state") == "ready"]
+                young = [w for w in live if (w.get("uptime_ms") or 0) < min_age_ms]
+                if len(live) >= workers and not young:
+                    return None
+                why = (f"{len(live)} of {workers} workers ready"
+                       + (f", {len(young)} younger than {min_age_ms} ms" if young else ""))
+            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+                why = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.1)
+    finally:
+        client.close()
+    return f"port {port} not ready within {timeout}s: {why}"
+
+
+def wait_ready(args):
+    why = ready(args.port, args.workers, args.min_age_ms, args.timeout)
+    if why:
+        print(f"status_sampler: {why}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main():
