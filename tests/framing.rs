@@ -14,14 +14,17 @@
 //!
 //! Every target a corpus GET names exists under the root, so a request we
 //! wrongly accepted would get a 2xx or 3xx, not a 404 that looks like a
-//! refusal. A few files only fail under a gunicorn setting; what we do
-//! instead is in [`EXPECTED`]'s notes and in [`equivalent`].
+//! refusal. Files refused for a missing Host before their own defect is
+//! reached go again with a Host ([`WITH_HOST`]), so the defect itself is
+//! tested. A few files fail only under a gunicorn setting or a gunicorn
+//! limit lower than ours: [`EXPECTED`]'s notes say what stands in for it,
+//! [`equivalent`] and [`over_our_limits`] build the same request over our
+//! limits.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -203,68 +206,7 @@ fn with_host(bytes: &[u8]) -> Vec<u8> {
     [&bytes[..at], b"Host: t\r\n", &bytes[at..]].concat()
 }
 
-/// The files of the corpus, decoded, sorted by name.
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gunicorn-invalid");
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "http"))
-        .map(|path| {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let bytes = decode(&std::fs::read(&path).unwrap());
-            (name, bytes)
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// A `.http` file as gunicorn's `treq.py` reads it: real newlines are
-/// dropped, then `\r\n`, `\0`, `\n`, `\t` and `\xHH` are unescaped.
-fn decode(raw: &[u8]) -> Vec<u8> {
-    let mut data: Vec<u8> = raw.iter().copied().filter(|&b| b != b'\n').collect();
-    for (from, to) in [
-        (&b"\\r\\n"[..], &b"\r\n"[..]),
-        (b"\\0", b"\0"),
-        (b"\\n", b"\n"),
-        (b"\\t", b"\t"),
-    ] {
-        data = replace(&data, from, to);
-    }
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        // As treq.py: an escape needs a byte after it to be decoded.
-        if i + 3 < data.len() && &data[i..i + 2] == b"\\x" {
-            let hex = std::str::from_utf8(&data[i + 2..i + 4]).unwrap_or("");
-            if let Ok(byte) = u8::from_str_radix(hex, 16) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(data[i]);
-        i += 1;
-    }
-    assert!(!out.contains(&b'\\'), "an escape the loader doesn't know");
-    out
-}
-
-fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        if data[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(data[i]);
-            i += 1;
-        }
-    }
-    out
-}
+include!("data/gunicorn-invalid/load.rs");
 
 /// What we send instead of a file that only fails under a gunicorn
 /// setting: the same request, over our fixed limit rather than over the
@@ -295,7 +237,7 @@ fn over_our_limits(name: &str, bytes: &[u8]) -> Option<(Vec<u8>, u16)> {
     match name {
         "006" => Some((grow_line(bytes, 0, OUR_REQUEST_LINE + 1), 414)),
         "010" => {
-            let with_host = replace(bytes, b"Accept:", b"Host: t\r\nAccept:");
+            let with_host = replace_bytes(bytes, b"Accept:", b"Host: t\r\nAccept:");
             Some((grow_line(&with_host, 2, OUR_FIELD_LINE + 1), 431))
         }
         _ => None,
@@ -445,7 +387,7 @@ fn refused(addr: SocketAddr, name: &str, bytes: &[u8], expected: Option<u16>) ->
 }
 
 every_mode!(the_gunicorn_invalid_corpus_is_refused, |mode| {
-    let cases = corpus();
+    let cases = gunicorn_corpus();
     assert_eq!(cases.len(), 81, "the corpus has 81 files");
     let names: Vec<&str> = cases.iter().map(|(name, _)| name.as_str()).collect();
     let listed: Vec<&str> = EXPECTED.iter().map(|(name, _)| *name).collect();
@@ -498,24 +440,25 @@ fn probe(server: &Server, raw: &[u8]) -> Exchange {
     exchange(server.addr, &[raw, PROBE].concat())
 }
 
-/// `raw` is refused and nothing after it is read as a request.
-fn assert_refused(server: &Server, raw: &[u8], status: u16) {
+/// `raw` and the probe behind it get `statuses`, then the connection
+/// closes (the probe asks for it).
+fn assert_answers(server: &Server, raw: &[u8], statuses: &[u16]) {
     let got = probe(server, raw);
     assert!(
-        got.statuses == [status] && got.closed,
-        "{:?}: expected [{status}] then close, got {got:?}",
+        got.statuses == statuses && got.closed,
+        "{:?}: expected {statuses:?} then close, got {got:?}",
         String::from_utf8_lossy(raw)
     );
 }
 
+/// `raw` is refused and nothing after it is read as a request.
+fn assert_refused(server: &Server, raw: &[u8], status: u16) {
+    assert_answers(server, raw, &[status]);
+}
+
 /// `raw` is answered `status`, then the probe behind it (200).
 fn assert_accepted(server: &Server, raw: &[u8], status: u16) {
-    let got = probe(server, raw);
-    assert!(
-        got.statuses == [status, 200],
-        "{:?}: expected [{status}, 200], got {got:?}",
-        String::from_utf8_lossy(raw)
-    );
+    assert_answers(server, raw, &[status, 200]);
 }
 
 const CHUNKED: &str = "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -531,18 +474,19 @@ every_mode!(
         assert_refused(&server, b"GET /hello.txt HTTP/1.1\nHost: t\r\n\r\n", 400);
         assert_refused(&server, b"GET /hello.txt HTTP/1.1\r\nHost: t\n\r\n", 400);
         assert_refused(&server, b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\n", 400);
-        assert_accepted(&server, &chunked("3\r\nabc\r\n0\r\n\r\n"), 405);
-        for body in [
-            "3\nabc\r\n0\r\n\r\n",
-            "3\r\nabc\n0\r\n\r\n",
-            "3\r\nabc\r\n0\n\r\n",
-            "3\r\nabc\r\n0\r\nX: 1\n\r\n",
-            "3\r\nabc\r\n0\r\n\n",
-        ] {
-            // The head is answered before the body is read: the bad framing
-            // can only close the connection.
-            assert_refused(&server, &chunked(body), 405);
-        }
+        // The head is answered before the body is read: bad framing can
+        // only close the connection.
+        assert_chunked(
+            &server,
+            &["3\r\nabc\r\n0\r\n\r\n"],
+            &[
+                "3\nabc\r\n0\r\n\r\n",
+                "3\r\nabc\n0\r\n\r\n",
+                "3\r\nabc\r\n0\n\r\n",
+                "3\r\nabc\r\n0\r\nX: 1\n\r\n",
+                "3\r\nabc\r\n0\r\n\n",
+            ],
+        );
     }
 );
 
@@ -568,39 +512,50 @@ every_mode!(
     }
 );
 
+/// Chunked bodies: each of `good` is read and the probe behind it
+/// answered; each of `bad` closes the connection after the head's 405.
+fn assert_chunked(server: &Server, good: &[&str], bad: &[&str]) {
+    for body in good {
+        assert_accepted(server, &chunked(body), 405);
+    }
+    for body in bad {
+        assert_refused(server, &chunked(body), 405);
+    }
+}
+
 every_mode!(chunk_extensions_must_follow_the_grammar, |mode| {
     let server = start(mode);
-    for good in [
-        "1;a\r\nx\r\n0\r\n\r\n",
-        "1 ; a = b ; c=\"q\\\" t\"\r\nx\r\n0;z\r\n\r\n",
-    ] {
-        assert_accepted(&server, &chunked(good), 405);
-    }
-    for bad in [
-        "5 junk\r\nhello\r\n0\r\n\r\n",
-        "5;\0\r\nhello\r\n0\r\n\r\n",
-        "5;a=\0\r\nhello\r\n0\r\n\r\n",
-        "5;\r\nhello\r\n0\r\n\r\n",
-        "0 \r\n\r\n",
-        "5;a=\"b\r\nhello\r\n0\r\n\r\n",
-    ] {
-        assert_refused(&server, &chunked(bad), 405);
-    }
+    assert_chunked(
+        &server,
+        &[
+            "1;a\r\nx\r\n0\r\n\r\n",
+            "1 ; a = b ; c=\"q\\\" t\"\r\nx\r\n0;z\r\n\r\n",
+        ],
+        &[
+            "5 junk\r\nhello\r\n0\r\n\r\n",
+            "5;\0\r\nhello\r\n0\r\n\r\n",
+            "5;a=\0\r\nhello\r\n0\r\n\r\n",
+            "5;\r\nhello\r\n0\r\n\r\n",
+            "0 \r\n\r\n",
+            "5;a=\"b\r\nhello\r\n0\r\n\r\n",
+        ],
+    );
 });
 
 every_mode!(trailers_must_be_fields, |mode| {
     let server = start(mode);
-    assert_accepted(&server, &chunked("0\r\nX-Checksum: abc\r\n\r\n"), 405);
-    for bad in [
-        "0\r\nnot a field\r\n\r\n",
-        "0\r\nX-Checksum abc\r\n\r\n",
-        "0\r\n folded\r\n\r\n",
-        "0\r\nX: a\0b\r\n\r\n",
-        "0\r\nContent-Length: 5\r\n\r\n",
-        "0\r\nHost: evil\r\n\r\n",
-    ] {
-        assert_refused(&server, &chunked(bad), 405);
-    }
+    assert_chunked(
+        &server,
+        &["0\r\nX-Checksum: abc\r\n\r\n"],
+        &[
+            "0\r\nnot a field\r\n\r\n",
+            "0\r\nX-Checksum abc\r\n\r\n",
+            "0\r\n folded\r\n\r\n",
+            "0\r\nX: a\0b\r\n\r\n",
+            "0\r\nContent-Length: 5\r\n\r\n",
+            "0\r\nHost: evil\r\n\r\n",
+        ],
+    );
 });
 
 every_mode!(only_ows_is_trimmed_from_field_values, |mode| {

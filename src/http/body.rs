@@ -156,6 +156,17 @@ impl BodyReader {
         self.received
     }
 
+    /// Checks the bounds the module docs promise (for the fuzzer): the
+    /// current framing line, the extensions, the trailers and the data.
+    #[cfg(test)]
+    pub(crate) fn within_bounds(&self) -> bool {
+        self.line <= MAX_CHUNK_LINE
+            && self.extension_bytes <= MAX_EXTENSION_BYTES
+            && self.trailer_bytes <= self.trailer_limit
+            && self.received <= self.limit
+            && self.name_len <= LONGEST_FORBIDDEN + 1
+    }
+
     /// Consumes body bytes from the front of `input`; returns how many were
     /// consumed. Stops at the end of the body, leaving what follows (the next
     /// pipelined request) untouched.
@@ -368,6 +379,20 @@ mod tests {
         Ok((total, reader.is_done()))
     }
 
+    /// Each chunked body is a 400, fed a byte at a time.
+    fn assert_bad(bodies: &[&[u8]]) {
+        for body in bodies {
+            assert!(
+                matches!(
+                    eat_all(BodyFraming::Chunked, body, 1),
+                    Err(RequestError::BadRequest(_))
+                ),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
     #[test]
     fn content_length_stops_at_the_end() {
         for step in [1, 2, 3, 100] {
@@ -411,7 +436,7 @@ mod tests {
                 );
             }
         }
-        for bad in [
+        assert_bad(&[
             &b"5 junk\r\n"[..],
             b"5;\0\r\n",
             b"5;a=\0\r\n",
@@ -426,21 +451,12 @@ mod tests {
             b"5;ext=val\rue\r\n",
             b"5;a=b=c\r\n",
             b"5;a@b\r\n",
-        ] {
-            assert!(
-                matches!(
-                    eat_all(BodyFraming::Chunked, bad, 1),
-                    Err(RequestError::BadRequest(_))
-                ),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ]);
     }
 
     #[test]
     fn bare_lf_or_cr_in_the_framing_is_400() {
-        for bad in [
+        assert_bad(&[
             &b"3\nabc\r\n0\r\n\r\n"[..],
             b"3\r\nabc\n0\r\n\r\n",
             b"3\r\nabc\r\n0\n\r\n",
@@ -449,16 +465,7 @@ mod tests {
             b"3\rabc\r\n",
             b"3;a\n",
             b"0\r\n\rX",
-        ] {
-            assert!(
-                matches!(
-                    eat_all(BodyFraming::Chunked, bad, 1),
-                    Err(RequestError::BadRequest(_))
-                ),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ]);
     }
 
     #[test]
@@ -475,7 +482,7 @@ mod tests {
                 .consume(long.as_bytes()),
             Ok(long.len())
         );
-        for bad in [
+        assert_bad(&[
             &b"0\r\nnot a field\r\n\r\n"[..],
             b"0\r\nNoColon\r\n\r\n",
             b"0\r\n: empty name\r\n\r\n",
@@ -487,16 +494,7 @@ mod tests {
             b"0\r\nHOST: evil\r\n\r\n",
             b"0\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"0\r\nTE: trailers\r\n\r\n",
-        ] {
-            assert!(
-                matches!(
-                    eat_all(BodyFraming::Chunked, bad, 1),
-                    Err(RequestError::BadRequest(_))
-                ),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ]);
     }
 
     #[test]
@@ -564,7 +562,7 @@ mod tests {
 
     #[test]
     fn malformed_chunks_are_400() {
-        for bad in [
+        assert_bad(&[
             &b"x\r\n"[..],
             b"\r\n",
             b"3\r\nabcX",
@@ -574,14 +572,6 @@ mod tests {
             b" 5\r\n",
             b"6_0\r\n",
             b" ;foo=bar\r\n",
-        ] {
-            assert!(
-                matches!(
-                    eat_all(BodyFraming::Chunked, bad, 1),
-                    Err(RequestError::BadRequest(_))
-                ),
-                "{bad:?}"
-            );
-        }
+        ]);
     }
 }

@@ -87,7 +87,11 @@ impl HeadScan {
 mod tests {
     use std::time::{Duration, Instant};
 
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::http::body::BodyReader;
+    use crate::http::fuzz::{config, cuts, edit, edited, input, pieces, request};
 
     const MAX: usize = 256;
 
@@ -96,15 +100,23 @@ mod tests {
         input: ReadBuffer,
         timers: Timers,
         req: Request,
+        max: usize,
     }
 
     impl Parts {
         fn new() -> Parts {
+            Parts::with_max(MAX)
+        }
+
+        /// As the connection sets them up: room for a maximal head plus
+        /// a little.
+        fn with_max(max: usize) -> Parts {
             Parts {
                 scan: HeadScan::default(),
-                input: ReadBuffer::new(MAX + 64),
+                input: ReadBuffer::new(max + 1024),
                 timers: Timers::new(Instant::now(), Duration::from_secs(10)),
                 req: Request::default(),
+                max,
             }
         }
 
@@ -118,8 +130,9 @@ mod tests {
                 input,
                 timers,
                 req,
+                max,
             } = self;
-            scan.next(input, timers, MAX, req)
+            scan.next(input, timers, *max, req)
         }
     }
 
@@ -189,5 +202,124 @@ mod tests {
         let field = format!("X-Long: {}\r\n", "a".repeat(MAX));
         parts.arrive(field.as_bytes());
         assert_eq!(parts.next(), Err(RequestError::HeadersTooLarge));
+    }
+
+    /// What the connection's loop makes of a stream (see [`run`]).
+    #[derive(Debug, PartialEq)]
+    enum Event {
+        /// A head parsed into this request (its Debug form).
+        Head(String),
+        HeadError(RequestError),
+        /// A body read whole: so many data bytes.
+        Body(u64),
+        BodyError(RequestError),
+        /// The connection stops reading: the request doesn't keep it open.
+        Close,
+        /// Every byte was delivered; so many are held, unparsed.
+        Waiting(usize),
+    }
+
+    /// The connection's loop (`Connection::work`) over a byte stream that
+    /// arrives in `pieces`, without sockets or a handler: each read fills
+    /// the input buffer, heads go through [`HeadScan`], bodies through
+    /// `BodyReader`; it stops where the connection stops reading. Fails
+    /// the property if a read finds the buffer full or an unfinished head
+    /// held past the limit.
+    fn run(pieces: &[&[u8]], max: usize) -> Result<Vec<Event>, TestCaseError> {
+        let mut parts = Parts::with_max(max);
+        let mut events = Vec::new();
+        let mut body: Option<BodyReader> = None;
+        let mut reads = pieces.iter().copied();
+        let mut unread: &[u8] = &[];
+        loop {
+            loop {
+                if let Some(reader) = &mut body {
+                    match reader.consume(parts.input.pending()) {
+                        Ok(used) => parts.input.consume(used),
+                        Err(err) => {
+                            events.push(Event::BodyError(err));
+                            return Ok(events);
+                        }
+                    }
+                    prop_assert!(reader.within_bounds(), "{reader:?}");
+                    if !reader.is_done() {
+                        break;
+                    }
+                    events.push(Event::Body(reader.received()));
+                    body = None;
+                }
+                match parts.next() {
+                    Ok(true) => {
+                        events.push(Event::Head(format!("{:?}", parts.req)));
+                        let reader = match BodyReader::new(parts.req.body, 1 << 20, max) {
+                            Ok(reader) => reader,
+                            Err(err) => {
+                                events.push(Event::HeadError(err));
+                                return Ok(events);
+                            }
+                        };
+                        let unsent = !reader.is_done() && parts.req.expect_continue;
+                        if !parts.req.keep_alive || unsent {
+                            events.push(Event::Close);
+                            return Ok(events);
+                        }
+                        body = Some(reader);
+                    }
+                    Ok(false) => break,
+                    Err(err) => {
+                        events.push(Event::HeadError(err));
+                        return Ok(events);
+                    }
+                }
+            }
+            let held = parts.input.pending().len();
+            prop_assert!(held <= max, "{held} bytes of an unfinished head held");
+            while unread.is_empty() {
+                match reads.next() {
+                    Some(piece) => unread = piece,
+                    None => {
+                        events.push(Event::Waiting(held));
+                        return Ok(events);
+                    }
+                }
+            }
+            // `&[u8]` reads from its front and moves past what was read.
+            let read = parts.input.fill(&mut unread);
+            prop_assert!(read.is_ok(), "a read found the buffer full: {read:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The connection's loop over random streams (pipelined valid
+        /// requests, edited or not, and the fuzzer's other inputs): the
+        /// same events however the stream is split into reads, nothing
+        /// held past the limits, no panic.
+        #[test]
+        fn fuzzed_streams_give_the_same_events_however_they_are_split(
+            bytes in prop_oneof![
+                1 => proptest::collection::vec(input(), 1..4).prop_map(|s| s.concat()),
+                2 => (
+                    proptest::collection::vec(request(), 1..6),
+                    input(),
+                    proptest::collection::vec(edit(), 0..3),
+                ).prop_map(|(requests, tail, edits)| {
+                    let mut stream: Vec<u8> =
+                        requests.iter().flat_map(|r| r.request_bytes().to_vec()).collect();
+                    stream.extend_from_slice(&tail);
+                    edited(stream, &edits)
+                }),
+            ],
+            cuts in cuts(),
+            max in prop_oneof![Just(16 * 1024), 64..4096usize],
+        ) {
+            let whole = run(&[&bytes], max)?;
+            prop_assert_eq!(&run(&pieces(&bytes, &cuts), max)?, &whole);
+            if bytes.len() <= 2048 {
+                let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+                prop_assert_eq!(&run(&bytewise, max)?, &whole);
+            }
+        }
     }
 }
