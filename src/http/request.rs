@@ -15,10 +15,9 @@
 //! only SP and HTAB are trimmed from values; a missing Host on HTTP/1.1, a
 //! repeated Host, Content-Length or Content-Type, Content-Length together
 //! with Transfer-Encoding, a Content-Length that is not one decimal number,
-//! a Transfer-Encoding whose last coding is not `chunked`, or a framing
-//! field spelled with `_` (`Content_Length`) is a 400; another transfer
-//! coding before `chunked` is a 501; a well-formed version other than 1.x
-//! is a 505. The empty line allowed before a request line is the
+//! a coding after `chunked`, or a framing field spelled with `_`
+//! (`Content_Length`) is a 400; a transfer coding other than `chunked` is a
+//! 501; a well-formed version other than 1.x is a 505. The empty line allowed before a request line is the
 //! connection's to skip. Bodies themselves are decoded by [`super::body`].
 
 use std::fmt;
@@ -423,12 +422,13 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
         if req.http10 {
             return Err(RequestError::BadRequest("Transfer-Encoding in HTTP/1.0"));
         }
-        // RFC 9112 6.3: without chunked last, the body's length is unknown.
-        if !codings.chunked {
-            return Err(RequestError::BadRequest("chunked is not the final coding"));
-        }
+        // RFC 9112 6.1: a coding we don't know is a 501 (so `gzip` alone
+        // is, though 6.3 would also allow a 400 for its missing chunked).
         if codings.unknown {
             return Err(RequestError::UnsupportedTransferCoding);
+        }
+        if !codings.chunked {
+            return Err(RequestError::BadRequest("empty Transfer-Encoding"));
         }
         req.body = BodyFraming::Chunked;
     } else if let Some(len) = content_length.filter(|&len| len > 0) {
@@ -808,7 +808,8 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\u{a0}\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \u{a0}chunked\r\n\r\n",
             // chunked must be the final coding (RFC 9112 6.3), and bare.
-            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked, gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;a=b\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chu nked\r\n\r\n",
@@ -817,11 +818,15 @@ mod tests {
             "GET / HTTP/1.0\r\nContent_length: 7\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n",
         ]);
-        assert_eq!(
-            parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
-                .unwrap_err(),
-            RequestError::UnsupportedTransferCoding
-        );
+        for unknown in ["gzip, chunked", "gzip", "identity"] {
+            let head =
+                format!("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {unknown}\r\n\r\n");
+            assert_eq!(
+                parse(&head).unwrap_err(),
+                RequestError::UnsupportedTransferCoding,
+                "{unknown}"
+            );
+        }
     }
 
     #[test]
