@@ -55,6 +55,8 @@
 //! answer), [`write_queue`] (output: batching, `sendfile`), [`timers`],
 //! [`linger`]; this file ties them into the request cycle.
 
+#[cfg(test)]
+mod fuzz;
 mod head;
 mod linger;
 mod read_buffer;

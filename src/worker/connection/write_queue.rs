@@ -91,6 +91,12 @@ impl WriteQueue {
         Ok(())
     }
 
+    /// How many bytes the buffer holds (the fuzzer checks it stays bounded).
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether any byte was written since the last call.
     pub(super) fn take_progress(&mut self) -> bool {
         std::mem::take(&mut self.progress)
