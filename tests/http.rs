@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -193,6 +193,73 @@ every_mode!(slow_headers_get_408, |mode| {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(client.is_closed());
 });
+
+every_mode!(
+    a_client_that_never_reads_is_cut_off_after_send_timeout,
+    |mode| {
+        // A slow-read hold: request a large file, never read it, and send a
+        // byte now and then (each one wakes the server for this connection).
+        // Only written bytes are progress: the connection is closed once
+        // nothing was written for `send_timeout`.
+        let server = Server::start(
+            mode,
+            &["--config", &write_config("send_timeout = \"1s\"\n")],
+        );
+        // More than the server's socket buffer can hold (up to 4 MiB here).
+        std::fs::write(server.root.path().join("large.bin"), vec![b'x'; 16 << 20]).unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // A tiny window from the start: the server's writes stop at once.
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        let mut stream = std::net::TcpStream::from(socket);
+        stream
+            .write_all(b"GET /large.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let started = Instant::now();
+        // A write fails once the server has closed (it resets a connection
+        // whose input it never read).
+        let cut = wait_until(Duration::from_secs(10), || {
+            std::thread::sleep(Duration::from_millis(300));
+            stream.write(b"x").is_err()
+        });
+        assert!(cut, "still open after 10 s of a client that reads nothing");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "cut after {:?}, not about send_timeout",
+            started.elapsed()
+        );
+        let mut client = server.connect();
+        client.stream = stream;
+        assert!(client.closed_within(Duration::from_secs(2)));
+        // Only that connection: the server answers.
+        assert_eq!(server.get("/hello.txt").status, 200);
+    }
+);
+
+every_mode!(
+    a_malformed_head_request_gets_its_error_without_a_body,
+    |mode| {
+        let server = Server::start(mode, &[]);
+        let mut client = server.connect();
+        client.send(b"HEAD /hello.txt HTTP/1.1\r\nHost: localhost\r\nBad Field\r\n\r\n");
+        let response = client.read_response(true).expect("an answer");
+        assert_eq!(response.status, 400);
+        assert_eq!(response.header("connection"), Some("close"));
+        // The head ends the answer: no body bytes follow it (a HEAD answer
+        // has none, error or not), just the end of the connection.
+        assert!(
+            client.is_closed(),
+            "bytes followed the head of a HEAD answer"
+        );
+        // A GET with the same fault gets its error with a body.
+        let mut client = server.connect();
+        client.send(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nBad Field\r\n\r\n");
+        let response = client.read_response(false).expect("an answer");
+        assert_eq!(response.status, 400);
+        assert!(!response.body.is_empty());
+    }
+);
 
 every_mode!(idle_keep_alive_connections_are_closed, |mode| {
     let server = Server::start(
