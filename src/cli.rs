@@ -23,7 +23,7 @@ Signals (send them to the master):
   SIGHUP            reload the config file
   SIGTTIN, SIGTTOU  add / remove a worker";
 
-/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults]`
+/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults] [--hidden] [--server-name NAME]...`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
 #[command(
     name = "forkpool",
@@ -60,9 +60,17 @@ pub struct Cli {
     #[arg(long, value_name = "shared|reuseport")]
     pub(crate) accept: Option<String>,
 
-    /// Enable the fault-injection endpoints under /-/fault/ (loopback only)
+    /// Enable the fault-injection endpoints under /-/fault/ (POST only, loopback peers only)
     #[arg(long)]
     pub(crate) faults: bool,
+
+    /// Serve dotfiles and dot-directories (.env, .git/), which are otherwise 404 and not listed
+    #[arg(long)]
+    pub(crate) hidden: bool,
+
+    /// Also answer requests whose Host is NAME (IP addresses, localhost and *.localhost always work; others get 421); repeatable
+    #[arg(long = "server-name", value_name = "NAME")]
+    pub(crate) server_names: Vec<String>,
 }
 
 #[cfg(test)]
@@ -98,6 +106,11 @@ mod tests {
             "--accept",
             "reuseport",
             "--faults",
+            "--hidden",
+            "--server-name",
+            "a.example",
+            "--server-name",
+            "b.example",
         ])
         .unwrap();
         assert_eq!(
@@ -111,6 +124,8 @@ mod tests {
                 threads: Some(3),
                 accept: Some("reuseport".into()),
                 faults: true,
+                hidden: true,
+                server_names: vec!["a.example".into(), "b.example".into()],
             }
         );
     }
@@ -137,6 +152,8 @@ mod tests {
             "SIGTTIN",
             "127.0.0.1:8080",
             "--faults",
+            "--hidden",
+            "--server-name",
         ] {
             assert!(help.contains(needle), "help lacks {needle}:\n{help}");
         }

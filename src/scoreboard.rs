@@ -112,6 +112,11 @@ pub(crate) struct ThreadRow {
 }
 
 impl ThreadRow {
+    /// A thread-loops loop's own heartbeat.
+    pub(crate) fn heartbeat(&self) {
+        self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
+    }
+
     /// Zeroes the row for a new worker.
     pub(crate) fn reset(&self) {
         self.busy_since_mono_ms.store(0, Ordering::Relaxed);

@@ -77,7 +77,7 @@ fn killing_one_of_four_reuseport_workers_loses_about_a_quarter() {
         // the close or a reset.
         let _ = client
             .stream
-            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n");
         match client.read_response(false) {
             Some(response) => {
                 assert_ne!(*pid, victim);
@@ -106,7 +106,7 @@ fn reuseport_steers_new_connections_off_a_removed_worker() {
     // master keeps open: without steering they would wait there forever.
     for _ in 0..40 {
         let mut client = server.connect();
-        client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        client.send(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n");
         assert!(
             !client.silent_for(Duration::from_secs(5)),
             "a new connection was queued where nobody accepts"
@@ -128,7 +128,7 @@ fn prefork_serves_one_connection_per_worker() {
     assert_ne!(first_pid, second_pid, "one worker took both connections");
     // A third waits in the backlog while both workers are taken...
     let mut third = server.connect();
-    third.send(b"GET /-/work/cpu?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    third.send(b"GET /-/work/cpu?ms=0 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert!(third.silent_for(Duration::from_millis(500)));
     // ...and is served once one of them is free.
     drop(first);

@@ -41,6 +41,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--mode", "fiber"][..], "--mode"),
         (&["--threads", "0"][..], "--threads"),
         (&["--listen", "nowhere"][..], "--listen"),
+        (&["--server-name", "*.example"][..], "--server-name"),
         (&["--bogus"][..], "--bogus"),
         (&["/definitely/not/a/dir"][..], "root"),
     ] {
@@ -63,6 +64,8 @@ fn bad_config_exits_2_naming_the_key() {
         ("[supervisor]\ntimeot = \"1s\"\n", "timeot"),
         ("keepalive_timeout = \"soon\"\n", "keepalive_timeout"),
         ("max_body_bytes = \"lots\"\n", "max_body_bytes"),
+        ("server_names = [\"a:1\"]\n", "server_names"),
+        ("[lab]\nallow_remote = 1\n", "lab.allow_remote"),
         (
             "listen = \"0.0.0.0:0\"\n[faults]\nenabled = true\n",
             "faults",
@@ -130,6 +133,8 @@ fn help_lists_flags_and_signals() {
         "--threads",
         "--config",
         "--faults",
+        "--hidden",
+        "--server-name",
         "SIGHUP",
         "SIGTERM",
     ] {

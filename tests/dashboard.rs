@@ -9,9 +9,11 @@
 //! Checked: one ready card per worker with the kernel's pids; after a
 //! SIGKILL, the card of that index shows the replacement and the death is
 //! listed; a stopped server shows as disconnected; with faults enabled the
-//! buttons are there and clicking one kills a worker the page then shows
-//! replaced. Not checked: layout and the figures (tests/observe.rs covers
-//! /-/status itself).
+//! buttons are there and clicking one (a same-origin POST) kills a worker
+//! the page then shows replaced; a page of another origin in the same
+//! browser can fire no fault, by `<img>` (a GET: 405) or by a no-cors
+//! POST (its Origin: 403). Not checked: layout and the figures
+//! (tests/observe.rs covers /-/status itself).
 //!
 //! Without Chromium the tests print "skipped" to stderr and pass, except
 //! when `CI` is set: then they fail, so a CI image can't skip them silently.
@@ -236,9 +238,11 @@ impl Browser {
         }
     }
 
-    /// Evaluates `expression` in the page; its value, or why not.
+    /// Evaluates `expression` in the page; its value (a promise's, once
+    /// it settles), or why not.
     fn eval(&mut self, expression: &str) -> Result<Value, String> {
-        let params = json!({ "expression": expression, "returnByValue": true });
+        let params =
+            json!({ "expression": expression, "returnByValue": true, "awaitPromise": true });
         let result = self.call("Runtime.evaluate", params)?;
         match result.get("exceptionDetails") {
             Some(details) => Err(format!("{expression}: {details}")),
@@ -264,6 +268,25 @@ impl Browser {
                 "the dashboard never showed {what} within {PAGE_DEADLINE:?}; last: {last}"
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the tab shows `url`, loaded (before that, an evaluation
+    /// may run in the blank page it replaces).
+    fn wait_until_loaded(&mut self, url: &str) {
+        let deadline = Instant::now() + PAGE_DEADLINE;
+        let check = "location.href + ' ' + document.readyState";
+        let want = json!(format!("{url} complete"));
+        loop {
+            let now = self.eval(check);
+            if now.as_ref() == Ok(&want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} did not load within {PAGE_DEADLINE:?}: {now:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -413,3 +436,36 @@ every_mode!(
         assert!(is_alive(survivor), "one click killed both workers");
     }
 );
+
+every_mode!(a_page_of_another_origin_cannot_fire_a_fault, |mode| {
+    let Some(chromium) = find_chromium() else {
+        return;
+    };
+    let server = Server::start(mode, &["--faults"]);
+    let workers = server.wait_for_workers(2);
+    let port = server.addr.port();
+    // The attacker's page, in the developer's browser: another origin
+    // (localhost is not 127.0.0.1), so another site too.
+    let page = format!("http://localhost:{port}/hello.txt");
+    let mut browser = Browser::open(&chromium, &page);
+    browser.wait_until_loaded(&page);
+    let fault = format!("http://127.0.0.1:{port}/-/fault/abort");
+    let script = format!(
+        r#"(async () => {{
+  const img = await new Promise((done) => {{
+    const image = new Image();
+    image.onload = () => done("img loaded");
+    image.onerror = () => done("img refused");
+    image.src = {fault:?};
+  }});
+  const post = await fetch({fault:?}, {{ method: "POST", mode: "no-cors", cache: "no-store" }})
+    .then(() => "post sent", (err) => "post failed: " + err);
+  return img + ", " + post;
+}})()"#
+    );
+    let outcome = browser.eval(&script).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome, "img refused, post sent", "log:\n{}", server.log());
+    server.wait_for_log("GET /-/fault/abort 405");
+    server.wait_for_log("refused POST /-/fault/abort from another origin");
+    assert_eq!(server.workers(), workers, "log:\n{}", server.log());
+});

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -46,7 +46,7 @@ every_mode!(connection_close_and_http10, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
     let response =
-        client.request("GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        client.request("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("connection"), Some("close"));
     assert!(client.is_closed());
@@ -75,7 +75,7 @@ every_mode!(pipelined_requests_get_responses_in_order, |mode| {
     ];
     let batch: String = paths
         .iter()
-        .map(|p| format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .map(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\n\r\n"))
         .collect();
     client.send(batch.as_bytes());
     let statuses: Vec<u16> = paths
@@ -88,7 +88,7 @@ every_mode!(pipelined_requests_get_responses_in_order, |mode| {
 every_mode!(head_has_get_headers_and_no_body, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
-    let head = client.request("HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = client.request("HEAD /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("2097152"));
     assert!(head.body.is_empty());
@@ -103,12 +103,12 @@ every_mode!(
         let server = Server::start(mode, &[]);
         let mut client = server.connect();
         let response = client.request(
-            "POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello=world",
+            "POST /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\nhello=world",
         );
         assert_eq!(response.status, 405);
         assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
         assert_eq!(client.get("/hello.txt").status, 200);
-        let chunked = "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let chunked = "POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
         assert_eq!(client.request(chunked).status, 405);
         assert_eq!(client.get("/hello.txt").status, 200);
     }
@@ -120,23 +120,23 @@ every_mode!(framing_errors_get_400_or_501_and_close, |mode| {
         ("GET / HTTP/1.1\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         (
-            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
             400,
         ),
         (
-            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
             400,
         ),
         (
-            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n",
             400,
         ),
         (
-            "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
             501,
         ),
-        ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
-        ("BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501),
+        ("GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
+        ("BREW /pot HTTP/1.1\r\nHost: localhost\r\n\r\n", 501),
     ];
     for (raw, status) in cases {
         let mut client = server.connect();
@@ -154,17 +154,20 @@ every_mode!(framing_errors_get_400_or_501_and_close, |mode| {
 
 every_mode!(limits_give_414_431_413, |mode| {
     let server = Server::start(mode, &[]);
-    let long_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
+    let long_line = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(9000)
+    );
     assert_eq!(send_raw(server.addr, long_line.as_bytes()).status, 414);
     let big_head = format!(
-        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
         "b".repeat(20_000)
     );
     assert_eq!(send_raw(server.addr, big_head.as_bytes()).status, 431);
-    let big_body = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n";
+    let big_body = "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000000\r\n\r\n";
     assert_eq!(send_raw(server.addr, big_body.as_bytes()).status, 413);
     let mut chunks =
-        String::from("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+        String::from("POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
     chunks.push_str("100000\r\n");
     chunks.push_str(&"x".repeat(0x100000));
     chunks.push_str("\r\n100000\r\n");
@@ -191,6 +194,73 @@ every_mode!(slow_headers_get_408, |mode| {
     assert!(client.is_closed());
 });
 
+every_mode!(
+    a_client_that_never_reads_is_cut_off_after_send_timeout,
+    |mode| {
+        // A slow-read hold: request a large file, never read it, and send a
+        // byte now and then (each one wakes the server for this connection).
+        // Only written bytes are progress: the connection is closed once
+        // nothing was written for `send_timeout`.
+        let server = Server::start(
+            mode,
+            &["--config", &write_config("send_timeout = \"1s\"\n")],
+        );
+        // More than the server's socket buffer can hold (up to 4 MiB here).
+        std::fs::write(server.root.path().join("large.bin"), vec![b'x'; 16 << 20]).unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // A tiny window from the start: the server's writes stop at once.
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        let mut stream = std::net::TcpStream::from(socket);
+        stream
+            .write_all(b"GET /large.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let started = Instant::now();
+        // A write fails once the server has closed (it resets a connection
+        // whose input it never read).
+        let cut = wait_until(Duration::from_secs(10), || {
+            std::thread::sleep(Duration::from_millis(300));
+            stream.write(b"x").is_err()
+        });
+        assert!(cut, "still open after 10 s of a client that reads nothing");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "cut after {:?}, not about send_timeout",
+            started.elapsed()
+        );
+        let mut client = server.connect();
+        client.stream = stream;
+        assert!(client.closed_within(Duration::from_secs(2)));
+        // Only that connection: the server answers.
+        assert_eq!(server.get("/hello.txt").status, 200);
+    }
+);
+
+every_mode!(
+    a_malformed_head_request_gets_its_error_without_a_body,
+    |mode| {
+        let server = Server::start(mode, &[]);
+        let mut client = server.connect();
+        client.send(b"HEAD /hello.txt HTTP/1.1\r\nHost: localhost\r\nBad Field\r\n\r\n");
+        let response = client.read_response(true).expect("an answer");
+        assert_eq!(response.status, 400);
+        assert_eq!(response.header("connection"), Some("close"));
+        // The head ends the answer: no body bytes follow it (a HEAD answer
+        // has none, error or not), just the end of the connection.
+        assert!(
+            client.is_closed(),
+            "bytes followed the head of a HEAD answer"
+        );
+        // A GET with the same fault gets its error with a body.
+        let mut client = server.connect();
+        client.send(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nBad Field\r\n\r\n");
+        let response = client.read_response(false).expect("an answer");
+        assert_eq!(response.status, 400);
+        assert!(!response.body.is_empty());
+    }
+);
+
 every_mode!(idle_keep_alive_connections_are_closed, |mode| {
     let server = Server::start(
         mode,
@@ -210,7 +280,7 @@ every_mode!(a_large_file_streams_whole, |mode| {
     assert!(response.body == big_bin(), "big.bin content differs");
     // A slow reader: the write side must wait for it, not drop it.
     let mut slow = server.connect();
-    slow.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    slow.send(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
     std::thread::sleep(Duration::from_millis(300));
     let response = slow.read_response(false).unwrap();
     assert_eq!(response.body.len(), 2 * 1024 * 1024);
@@ -219,7 +289,7 @@ every_mode!(a_large_file_streams_whole, |mode| {
 every_mode!(half_closed_client_still_gets_its_answer, |mode| {
     let server = Server::start(mode, &[]);
     let mut client = server.connect();
-    client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.send(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n");
     client.stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut all = Vec::new();
     client.stream.read_to_end(&mut all).unwrap();
@@ -230,12 +300,15 @@ every_mode!(half_closed_client_still_gets_its_answer, |mode| {
 
 every_mode!(options_and_unknown_methods, |mode| {
     let server = Server::start(mode, &[]);
-    let response = send_raw(server.addr, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = send_raw(
+        server.addr,
+        b"OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
     assert_eq!(response.status, 204);
     assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
     let response = send_raw(
         server.addr,
-        b"DELETE /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"DELETE /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n",
     );
     assert_eq!(response.status, 405);
     assert!(response.header("allow").is_some());
@@ -308,8 +381,11 @@ every_mode!(
         newcomer
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        std::io::Write::write_all(&mut newcomer, b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
+        std::io::Write::write_all(
+            &mut newcomer,
+            b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        )
+        .unwrap();
         let mut answer = [0u8; 12];
         let read = newcomer.read_exact(&mut answer);
         let still_loaded = busy.iter().all(|t| !t.is_finished());

@@ -46,9 +46,9 @@ fn one_stuck_loop_stalls_only_its_own_connections() {
     );
     server.wait_for_workers(1);
     let (mut trigger, mut same_loop, mut other_loop) = two_on_one_loop_one_on_the_other(&server);
-    trigger.send(b"GET /-/fault/hang HTTP/1.1\r\nHost: t\r\n\r\n");
+    trigger.send(b"POST /-/fault/hang HTTP/1.1\r\nHost: localhost\r\n\r\n");
     server.wait_for_log("injecting fault \"hang\"");
-    same_loop.send(b"GET /-/work/cpu?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    same_loop.send(b"GET /-/work/cpu?ms=0 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     // The other loop of the same process serves on...
     let response = other_loop.get("/hello.txt");
     assert_eq!(response.status, 200);

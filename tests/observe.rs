@@ -190,7 +190,7 @@ every_mode!(a_busy_thread_shows_in_status, |mode| {
             .cloned()
             .expect("the busy worker in the status")
     };
-    slow.send(b"GET /-/work/cpu?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n");
+    slow.send(b"GET /-/work/cpu?ms=1500 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let mut last = Value::Null;
     let busy = wait_until(DEADLINE, || {
         last = report();

@@ -32,7 +32,7 @@ every_mode!(
         // A response larger than the socket buffers, read slowly: in flight
         // when SIGTERM arrives.
         let mut slow = server.connect();
-        slow.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+        slow.send(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
         let mut idle = server.connect();
         assert_eq!(idle.get("/hello.txt").status, 200);
         std::thread::sleep(Duration::from_millis(100)); // let the first bytes go out
@@ -80,7 +80,7 @@ every_mode!(sigquit_stops_fast_even_with_a_busy_connection, |mode| {
     let mut server = Server::start(mode, &["--workers", "1"]);
     let workers = server.wait_for_workers(1);
     let mut slow = server.connect();
-    slow.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    slow.send(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
     std::thread::sleep(Duration::from_millis(100));
     server.signal(libc::SIGQUIT);
     assert_eq!(server.wait_exit().code(), Some(0), "log:\n{}", server.log());
@@ -128,7 +128,7 @@ every_mode!(sighup_while_stopping_starts_nothing, |mode| {
     let workers = server.wait_for_workers(1);
     // A request in flight keeps the graceful stop going while SIGHUP comes.
     let mut slow = server.connect();
-    slow.send(b"GET /-/work/io?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n");
+    slow.send(b"GET /-/work/io?ms=1500 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     server.signal(libc::SIGTERM);
     server.wait_for_log("stopping gracefully");
     server.signal(libc::SIGHUP);

@@ -19,10 +19,10 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::values::{
-    Boolean, ByteSize, Directory, Integer, Listen, Timeout, Workers, in_range, shown,
+    Boolean, ByteSize, Directory, Integer, Listen, ServerNames, Timeout, Workers, in_range, shown,
 };
 use super::{
-    BACKLOG, Config, ConfigError, FaultsConfig, MAX_CONNECTIONS, MAX_HEADER_BYTES,
+    BACKLOG, Config, ConfigError, FaultsConfig, LabConfig, MAX_CONNECTIONS, MAX_HEADER_BYTES,
     SupervisorConfig, THREADS,
 };
 
@@ -39,10 +39,14 @@ const TOP_KEYS: &[&str] = &[
     "max_connections",
     "keepalive_timeout",
     "header_timeout",
+    "send_timeout",
     "max_header_bytes",
     "max_body_bytes",
     "access_log",
+    "server_names",
+    "show_hidden",
     "supervisor",
+    "lab",
     "faults",
 ];
 
@@ -54,6 +58,9 @@ const SUPERVISOR_KEYS: &[&str] = &[
     "max_requests_jitter",
     "max_rss",
 ];
+
+/// The keys of `[lab]`.
+const LAB_KEYS: &[&str] = &["allow_remote", "allow_remote_work"];
 
 /// The keys of `[faults]`.
 const FAULTS_KEYS: &[&str] = &["enabled", "allow_remote"];
@@ -102,6 +109,9 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     if let Some(Timeout(timeout)) = top.take("header_timeout")? {
         c.header_timeout = timeout;
     }
+    if let Some(Timeout(timeout)) = top.take("send_timeout")? {
+        c.send_timeout = timeout;
+    }
     if let Some(ByteSize(max)) = top.take("max_header_bytes")? {
         if !MAX_HEADER_BYTES.contains(&max) {
             let reason = format!(
@@ -119,8 +129,17 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     if let Some(Boolean(on)) = top.take("access_log")? {
         c.access_log = on;
     }
+    if let Some(ServerNames(names)) = top.take("server_names")? {
+        c.server_names = names;
+    }
+    if let Some(Boolean(on)) = top.take("show_hidden")? {
+        c.show_hidden = on;
+    }
     if let Some(supervisor) = top.take_table("supervisor", SUPERVISOR_KEYS)? {
         apply_supervisor(&mut c.supervisor, supervisor)?;
+    }
+    if let Some(lab) = top.take_table("lab", LAB_KEYS)? {
+        apply_lab(&mut c.lab, lab)?;
     }
     if let Some(faults) = top.take_table("faults", FAULTS_KEYS)? {
         apply_faults(&mut c.faults, faults)?;
@@ -145,6 +164,17 @@ fn apply_supervisor(s: &mut SupervisorConfig, mut file: Section) -> Result<(), C
     }
     if let Some(ByteSize(max)) = file.take("max_rss")? {
         s.max_rss = max;
+    }
+    file.done();
+    Ok(())
+}
+
+fn apply_lab(l: &mut LabConfig, mut file: Section) -> Result<(), ConfigError> {
+    if let Some(Boolean(on)) = file.take("allow_remote")? {
+        l.allow_remote = on;
+    }
+    if let Some(Boolean(on)) = file.take("allow_remote_work")? {
+        l.allow_remote_work = on;
     }
     file.done();
     Ok(())
@@ -285,7 +315,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::config::testing::{Temp, load_args, load_text, refused};
-    use crate::config::{FaultsConfig, Mode};
+    use crate::config::{FaultsConfig, LabConfig, Mode};
     use std::time::Duration;
 
     #[test]
@@ -317,12 +347,17 @@ mod tests {
             max_header_bytes = "8KiB"
             max_body_bytes = 100
             access_log = false
+            server_names = ["Dev.Example", ".test.example"]
+            show_hidden = true
             [supervisor]
             timeout = "1m"
             graceful_timeout = "1.5s"
             max_requests = 1000
             max_requests_jitter = 50
             max_rss = "64MiB"
+            [lab]
+            allow_remote = true
+            allow_remote_work = true
             [faults]
             enabled = true
             allow_remote = true
@@ -338,11 +373,20 @@ mod tests {
         assert_eq!(c.header_timeout, Duration::from_secs(2));
         assert_eq!((c.max_header_bytes, c.max_body_bytes), (8192, 100));
         assert!(!c.access_log);
+        assert_eq!(c.server_names, ["dev.example", ".test.example"]);
+        assert!(c.show_hidden);
         assert_eq!(c.supervisor.timeout, Duration::from_secs(60));
         assert_eq!(c.supervisor.graceful_timeout, Duration::from_millis(1500));
         assert_eq!(c.supervisor.max_requests, 1000);
         assert_eq!(c.supervisor.max_requests_jitter, 50);
         assert_eq!(c.supervisor.max_rss, 64 << 20);
+        assert_eq!(
+            c.lab,
+            LabConfig {
+                allow_remote: true,
+                allow_remote_work: true
+            }
+        );
         assert_eq!(
             c.faults,
             FaultsConfig {
@@ -362,6 +406,8 @@ mod tests {
         let err = refused("[supervisor]\ntimeoutt = \"1s\"\n", "supervisor.timeoutt");
         assert!(err.to_string().contains("\"supervisor.timeout\""), "{err}");
         refused("[faults]\nenable = true\n", "faults.enable");
+        let err = refused("[lab]\nallow_remotes = true\n", "lab.allow_remotes");
+        assert!(err.reason.contains("\"lab.allow_remote\""), "{err}");
         // Far from every key: list them instead of guessing.
         let err = refused("colour = \"blue\"\n", "colour");
         assert!(err.reason.contains("listen, root, workers"), "{err}");
@@ -422,6 +468,12 @@ mod tests {
             ("max_connections = 0\n", "max_connections"),
             ("access_log = \"yes\"\n", "access_log"),
             ("[faults]\nallow_remote = 1\n", "faults.allow_remote"),
+            ("[lab]\nallow_remote = \"yes\"\n", "lab.allow_remote"),
+            ("[lab]\nallow_remote_work = 0\n", "lab.allow_remote_work"),
+            ("server_names = \"a.example\"\n", "server_names"),
+            ("server_names = [\"*.example\"]\n", "server_names"),
+            ("server_names = [\"a.example:80\"]\n", "server_names"),
+            ("show_hidden = \"no\"\n", "show_hidden"),
             ("listen = \"example.com:80\"\n", "listen"),
             ("listen = \"127.0.0.1:65536\"\n", "listen"),
             ("root = \"/definitely/not/a/dir\"\n", "root"),
@@ -454,6 +506,7 @@ mod tests {
         assert_eq!(keys(&shipped), sorted(TOP_KEYS));
         let table = |key: &str| shipped[key].as_table().unwrap().clone();
         assert_eq!(keys(&table("supervisor")), sorted(SUPERVISOR_KEYS));
+        assert_eq!(keys(&table("lab")), sorted(LAB_KEYS));
         assert_eq!(keys(&table("faults")), sorted(FAULTS_KEYS));
     }
 

@@ -8,7 +8,7 @@
 //! 2. the TOML file given with `--config` (see `config/forkpool.toml`, which
 //!    lists every key with its default);
 //! 3. the flags: `ROOT`, `--listen`, `--workers`, `--mode`, `--threads`,
-//!    `--faults`.
+//!    `--accept`, `--faults`, `--hidden`, `--server-name`.
 //!
 //! [`load`] builds a [`Config`] at start-up; `reload` builds a fresh one
 //! for SIGHUP from the same file and flags. Neither touches the network or
@@ -27,13 +27,16 @@ mod values;
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::Cli;
-use values::{auto_workers, in_range, parse_accept, parse_listen, parse_mode, parse_workers};
+use values::{
+    auto_workers, in_range, parse_accept, parse_listen, parse_mode, parse_server_name,
+    parse_workers,
+};
 
 /// The architecture of every worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,10 +105,20 @@ pub struct Config {
     pub(crate) max_connections: usize,
     pub(crate) keepalive_timeout: Duration,
     pub(crate) header_timeout: Duration,
+    /// A response that makes no write progress for this long is dropped
+    /// (nginx `send_timeout`).
+    pub(crate) send_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_body_bytes: u64,
     pub(crate) access_log: bool,
+    /// Host names (lower case, no trailing dot) requests may carry besides
+    /// IP literals and `localhost`; `.example.com` also allows its
+    /// subdomains. Anything else gets 421 (DNS rebinding).
+    pub(crate) server_names: Vec<String>,
+    /// Serve dotfiles and dot-directories (hidden, and 404, by default).
+    pub(crate) show_hidden: bool,
     pub(crate) supervisor: SupervisorConfig,
+    pub(crate) lab: LabConfig,
     pub(crate) faults: FaultsConfig,
     /// The file this config was read from, re-read on SIGHUP.
     pub(crate) config_file: Option<PathBuf>,
@@ -126,10 +139,22 @@ pub(crate) struct SupervisorConfig {
     pub(crate) max_rss: u64,
 }
 
+/// `[lab]`: which of the endpoints under `/-/` answer peers that are not
+/// on this machine (loopback peers always get them).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LabConfig {
+    /// The read-only views: the dashboard, `/-/status`, `/-/metrics`.
+    pub(crate) allow_remote: bool,
+    /// The workloads, `/-/work/*`: each request may burn seconds of CPU.
+    pub(crate) allow_remote_work: bool,
+}
+
 /// `[faults]`: the fault-injection endpoints under `/-/fault/`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FaultsConfig {
     pub(crate) enabled: bool,
+    /// Answer peers that are not on this machine, and allow a non-loopback
+    /// listen address with faults on.
     pub(crate) allow_remote: bool,
 }
 
@@ -191,15 +216,22 @@ pub(crate) fn defaults() -> Config {
         max_connections: 1024,
         keepalive_timeout: Duration::from_secs(5),
         header_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(30),
         max_header_bytes: 16 * 1024,
         max_body_bytes: 1024 * 1024,
         access_log: true,
+        server_names: Vec::new(),
+        show_hidden: false,
         supervisor: SupervisorConfig {
             timeout: Duration::from_secs(30),
             graceful_timeout: Duration::from_secs(30),
             max_requests: 0,
             max_requests_jitter: 0,
             max_rss: 0,
+        },
+        lab: LabConfig {
+            allow_remote: false,
+            allow_remote_work: false,
         },
         faults: FaultsConfig {
             enabled: false,
@@ -220,23 +252,47 @@ pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
     build(cli, cli.config.as_deref())
 }
 
+/// What a SIGHUP reload gives: the new config, and the listen address and
+/// backlog it asked for when they differ from the ones in force.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reloaded {
+    /// The config to run with. Its `listen` and `backlog` are the ones in
+    /// force (a new socket needs a restart), and it was checked with them.
+    pub(crate) config: Config,
+    /// What the file and flags asked for instead, if they differ.
+    pub(crate) not_applied: Option<(SocketAddr, i32)>,
+}
+
 /// For SIGHUP: re-reads `current.config_file` (the canonical path `load`
 /// recorded) and applies the same flags on top, so a flag given at start-up
-/// keeps winning over the file. Returns a complete new [`Config`]; `current`
-/// is left untouched, so on error the caller keeps running with it. Which
-/// changes can be applied live (a new `listen` needs a new socket, for
-/// instance) is the caller's business.
-pub(crate) fn reload(current: &Config, cli: &Cli) -> Result<Config, ConfigError> {
-    build(cli, current.config_file.as_deref())
+/// keeps winning over the file. `listen` and `backlog` stay as in `current`
+/// (the socket is kept), and the checks run against the address actually in
+/// force: faults can't be switched on for a public socket by a file that
+/// names a loopback one. `current` is left untouched, so on error the
+/// caller keeps running with it.
+pub(crate) fn reload(current: &Config, cli: &Cli) -> Result<Reloaded, ConfigError> {
+    let mut config = layered(cli, current.config_file.as_deref())?;
+    let asked = (config.listen, config.backlog);
+    let kept = (current.listen, current.backlog);
+    (config.listen, config.backlog) = kept;
+    Ok(Reloaded {
+        config: finish(config)?,
+        not_applied: (asked != kept).then_some(asked),
+    })
 }
 
 fn build(cli: &Cli, file: Option<&Path>) -> Result<Config, ConfigError> {
+    finish(layered(cli, file)?)
+}
+
+/// The defaults, the file and the flags, before the checks that need them all.
+fn layered(cli: &Cli, file: Option<&Path>) -> Result<Config, ConfigError> {
     let mut config = defaults();
     if let Some(path) = file {
         file::apply_file(&mut config, path)?;
     }
     apply_flags(&mut config, cli)?;
-    finish(config)
+    Ok(config)
 }
 
 /// Resolves the root that won and checks what only makes sense once every
@@ -251,7 +307,7 @@ fn finish(mut config: Config) -> Result<Config, ConfigError> {
 /// this machine unless the user says so twice.
 fn check_faults(config: &Config) -> Result<(), ConfigError> {
     let faults = &config.faults;
-    if faults.enabled && !faults.allow_remote && !config.listen.ip().is_loopback() {
+    if faults.enabled && !faults.allow_remote && !is_loopback(config.listen.ip()) {
         return Err(ConfigError::new(
             "faults.enabled",
             format!(
@@ -263,6 +319,19 @@ fn check_faults(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// Whether `ip` is this machine's loopback: 127.0.0.0/8, `::1`, or
+/// 127.0.0.0/8 mapped into IPv6 (`::ffff:127.0.0.1`, what a dual-stack
+/// socket reports for an IPv4 peer). `0.0.0.0` and `::` are not: they
+/// listen on every interface.
+pub(crate) fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
 }
 
 /// `root` is relative to the current directory; stored canonical so that
@@ -308,6 +377,16 @@ fn apply_flags(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
     if cli.faults {
         config.faults.enabled = true;
     }
+    if cli.hidden {
+        config.show_hidden = true;
+    }
+    // Added to the file's names: the flag names one more for this run.
+    for name in &cli.server_names {
+        let name = parse_server_name(name).map_err(|r| ConfigError::new("--server-name", r))?;
+        if !config.server_names.contains(&name) {
+            config.server_names.push(name);
+        }
+    }
     Ok(())
 }
 
@@ -331,11 +410,20 @@ mod tests {
         assert_eq!(c.max_header_bytes, 16 * 1024);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.access_log);
+        assert!(c.server_names.is_empty());
+        assert!(!c.show_hidden);
         assert_eq!(c.supervisor.timeout, Duration::from_secs(30));
         assert_eq!(c.supervisor.graceful_timeout, Duration::from_secs(30));
         assert_eq!(c.supervisor.max_requests, 0);
         assert_eq!(c.supervisor.max_requests_jitter, 0);
         assert_eq!(c.supervisor.max_rss, 0);
+        assert_eq!(
+            c.lab,
+            LabConfig {
+                allow_remote: false,
+                allow_remote_work: false
+            }
+        );
         assert_eq!(
             c.faults,
             FaultsConfig {
@@ -449,6 +537,8 @@ mod tests {
         assert_eq!((first.workers, first.threads), (2, 6));
         std::fs::write(&file.0, "workers = 3\nthreads = 3\n").unwrap();
         let second = reload(&first, &flags).unwrap();
+        assert_eq!(second.not_applied, None);
+        let second = second.config;
         assert_eq!((second.workers, second.threads), (3, 6));
         assert_eq!(second.config_file, first.config_file);
         // A broken edit is an error; the caller keeps `second`.
@@ -456,6 +546,81 @@ mod tests {
         assert_eq!(reload(&second, &flags).unwrap_err().key, "workers");
         // Without a file, reload is just the flags again.
         let plain = load_args(&["-w", "4"]).unwrap();
-        assert_eq!(reload(&plain, &cli(&["-w", "4"])).unwrap(), plain);
+        assert_eq!(reload(&plain, &cli(&["-w", "4"])).unwrap().config, plain);
+    }
+
+    #[test]
+    fn reload_keeps_the_socket_and_checks_faults_against_it() {
+        let file = Temp::file("listen = \"0.0.0.0:8080\"\n");
+        let flags = cli(&["--config", file.str()]);
+        let public = load(&flags).unwrap();
+        // A new address and backlog are reported, not applied.
+        std::fs::write(&file.0, "listen = \"127.0.0.1:9\"\nbacklog = 7\n").unwrap();
+        let reloaded = reload(&public, &flags).unwrap();
+        assert_eq!(reloaded.config.listen, public.listen);
+        assert_eq!(reloaded.config.backlog, public.backlog);
+        assert_eq!(
+            reloaded.not_applied,
+            Some(("127.0.0.1:9".parse().unwrap(), 7))
+        );
+        // Faults with a loopback address in the file, while the socket in
+        // force is public: refused, naming the address in force.
+        std::fs::write(
+            &file.0,
+            "listen = \"127.0.0.1:9\"\n[faults]\nenabled = true\n",
+        )
+        .unwrap();
+        let err = reload(&public, &flags).unwrap_err();
+        assert_eq!(err.key, "faults.enabled");
+        assert!(err.reason.contains("0.0.0.0:8080"), "{err}");
+        // The same file is fine for a server whose socket is on loopback.
+        let local = load_args(&["--config", file.str()]).unwrap();
+        std::fs::write(&file.0, "[faults]\nenabled = true\n").unwrap();
+        assert!(reload(&local, &flags).unwrap().config.faults.enabled);
+    }
+
+    #[test]
+    fn loopback_addresses() {
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "0.0.0.0",
+            "::",
+            "10.0.0.1",
+            "192.0.2.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "fe80::1",
+        ] {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        // The faults check uses it: a mapped loopback address is loopback.
+        assert!(
+            load_args(&["--faults", "-l", "[::ffff:127.0.0.1]:0"])
+                .unwrap()
+                .faults
+                .enabled
+        );
+    }
+
+    #[test]
+    fn hidden_and_server_name_flags() {
+        let file = Temp::file("server_names = [\"a.example\"]\n");
+        let c = load_args(&[
+            "--config",
+            file.str(),
+            "--hidden",
+            "--server-name",
+            "B.Example",
+            "--server-name",
+            "a.example",
+        ])
+        .unwrap();
+        assert!(c.show_hidden);
+        // The flags add to the file's names.
+        assert_eq!(c.server_names, ["a.example", "b.example"]);
+        let err = load_args(&["--server-name", "x.example:80"]).unwrap_err();
+        assert_eq!(err.key, "--server-name");
     }
 }

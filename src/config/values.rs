@@ -2,7 +2,7 @@
 //!
 //! The parsers read what a user writes for one value, in a flag or in the
 //! file: a duration ("250ms", "1.5s"), a size ("16KiB", "64MiB"), a worker
-//! count (N or "auto"), a mode, a listen address. Each returns the reason
+//! count (N or "auto"), a mode, a listen address, a server name. Each returns the reason
 //! when the value is bad; whoever knows the key or the flag names it.
 //!
 //! The typed values ([`Timeout`], [`ByteSize`], [`Listen`], …) are what the
@@ -53,6 +53,10 @@ pub(super) struct Boolean(pub(super) bool);
 /// A directory path, as written (resolved once every layer is in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Directory(pub(super) PathBuf);
+
+/// A list of host names, each as [`parse_server_name`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ServerNames(pub(super) Vec<String>);
 
 impl Timeout {
     fn from_value(v: &Value) -> Result<Timeout, String> {
@@ -125,6 +129,28 @@ impl Directory {
     }
 }
 
+impl ServerNames {
+    fn from_value(v: &Value) -> Result<ServerNames, String> {
+        let Value::Array(items) = v else {
+            return Err(expected(
+                "a list of host names such as [\"dev.example\"]",
+                v,
+            ));
+        };
+        let mut names = Vec::with_capacity(items.len());
+        for item in items {
+            let Value::String(s) = item else {
+                return Err(expected("a host name such as \"dev.example\"", item));
+            };
+            let name = parse_server_name(s)?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(ServerNames(names))
+    }
+}
+
 impl Mode {
     fn from_value(v: &Value) -> Result<Mode, String> {
         match v {
@@ -161,7 +187,16 @@ macro_rules! deserialize_from_value {
 }
 
 deserialize_from_value!(
-    Timeout, ByteSize, Listen, Workers, Integer, Boolean, Directory, Mode, Accept
+    Timeout,
+    ByteSize,
+    Listen,
+    Workers,
+    Integer,
+    Boolean,
+    Directory,
+    ServerNames,
+    Mode,
+    Accept
 );
 
 /// How a value is shown back in an error: as written for scalars.
@@ -248,6 +283,29 @@ pub(super) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     Err(format!(
         "expected IP:PORT, [IPv6]:PORT, localhost:PORT or a port number, found \"{s}\""
     ))
+}
+
+/// A host name requests may carry in `Host`: letters, digits, `-` and `_`
+/// in dot-separated labels, no port; case and one trailing dot don't
+/// matter (stored lower case, without it). A leading dot (`.example.com`)
+/// stands for the name and every name below it.
+pub(super) fn parse_server_name(s: &str) -> Result<String, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let name = lower.strip_suffix('.').unwrap_or(&lower);
+    let labels = name.strip_prefix('.').unwrap_or(name);
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if labels.len() > 253 || !labels.split('.').all(label_ok) {
+        return Err(format!(
+            "expected a host name without a port, such as \"dev.example\" (or \".example\" \
+             for it and every name below it), found \"{s}\""
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 /// Parses a duration: a decimal number and a unit, `ms`, `s`, `m` or `h`
@@ -547,6 +605,48 @@ mod tests {
         ] {
             assert_eq!(message, want);
         }
+    }
+
+    #[test]
+    fn server_names() {
+        for (input, want) in [
+            ("dev.example", "dev.example"),
+            (" Laptop.Local. ", "laptop.local"),
+            (".example.com", ".example.com"),
+            ("my_service", "my_service"),
+            ("x", "x"),
+            ("10.0.0.1", "10.0.0.1"),
+        ] {
+            assert_eq!(parse_server_name(input), Ok(want.to_owned()), "{input}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..example",
+            "a..b",
+            "*.example.com",
+            "dev.example:8080",
+            "[::1]",
+            "a/b",
+            "é.example",
+            &"a".repeat(64),
+            &format!("{}a", "a.".repeat(127)),
+        ] {
+            let err = parse_server_name(bad).unwrap_err();
+            assert!(err.contains("expected a host name"), "{bad:?}: {err}");
+        }
+        assert_eq!(
+            typed("[\"A.example\", \"a.example\", \"b\"]"),
+            Ok(ServerNames(vec!["a.example".into(), "b".into()]))
+        );
+        assert_eq!(
+            typed::<ServerNames>("\"a.example\"").unwrap_err(),
+            "expected a list of host names such as [\"dev.example\"], found \"a.example\""
+        );
+        assert_eq!(
+            typed::<ServerNames>("[1]").unwrap_err(),
+            "expected a host name such as \"dev.example\", found 1"
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! demand, so their cost in each architecture can be observed.
 //!
 //! Off unless `[faults] enabled` (or `--faults`); the router answers 404
-//! otherwise, and the config refuses to enable them on a non-loopback
-//! address unless `faults.allow_remote` says so. These endpoints kill
-//! processes on purpose: that is their job.
+//! otherwise, takes POST only (405 for GET), refuses a POST from another
+//! site's page (403) and a peer on another machine (404) unless
+//! `faults.allow_remote`; the config refuses to enable them on a
+//! non-loopback address unless `faults.allow_remote` says so. These
+//! endpoints kill processes on purpose: that is their job.
 //!
 //! | fault | what the handler does |
 //! |---|---|
@@ -26,42 +28,78 @@ use crate::http::request::Request;
 /// Most memory one `leak` request may leak.
 const MAX_LEAK_MB: u64 = 1024;
 
-/// Runs fault `name`; `None` if there is no such fault. Most never return.
-pub(crate) fn inject(
-    name: &str,
-    req: &Request,
-    who: &Identity,
-    cache: &SharedCache,
-) -> Option<Response> {
+/// One of the faults, named as in `/-/fault/NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Panic,
+    Abort,
+    Segv,
+    Exit,
+    StackOverflow,
+    Hang,
+    Leak,
+    Poison,
+}
+
+/// Every fault with its name.
+const NAMES: [(&str, Fault); 8] = [
+    ("panic", Fault::Panic),
+    ("abort", Fault::Abort),
+    ("segv", Fault::Segv),
+    ("exit", Fault::Exit),
+    ("stack-overflow", Fault::StackOverflow),
+    ("hang", Fault::Hang),
+    ("leak", Fault::Leak),
+    ("poison", Fault::Poison),
+];
+
+impl Fault {
+    /// The fault called `name`, if there is one (known before the method
+    /// is checked, so an unknown name is a 404 whatever the method).
+    pub(crate) fn named(name: &str) -> Option<Fault> {
+        NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, fault)| *fault)
+    }
+
+    /// Its name in `/-/fault/NAME`.
+    fn name(self) -> &'static str {
+        NAMES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// Runs `fault`. Most never return.
+pub(crate) fn inject(fault: Fault, req: &Request, who: &Identity, cache: &SharedCache) -> Response {
     log::warn!(
-        "injecting fault {name:?} (pid {}, thread {:?})",
+        "injecting fault {:?} (pid {}, thread {:?})",
+        fault.name(),
         who.pid,
         std::thread::current().name()
     );
-    match name {
-        "panic" => panic!("injected panic"),
-        "abort" => std::process::abort(),
-        "segv" => segfault(),
-        "exit" => std::process::exit(1),
-        "stack-overflow" => {
+    match fault {
+        Fault::Panic => panic!("injected panic"),
+        Fault::Abort => std::process::abort(),
+        Fault::Segv => segfault(),
+        Fault::Exit => std::process::exit(1),
+        Fault::StackOverflow => {
             let depth = recurse(std::hint::black_box(0));
-            Some(Response::text(
-                500,
-                format!("the stack did not overflow ({depth})"),
-            ))
+            Response::text(500, format!("the stack did not overflow ({depth})"))
         }
-        "hang" => loop {
+        Fault::Hang => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
-        "leak" => Some(match param(req, "mb", MAX_LEAK_MB) {
+        Fault::Leak => match param(req, "mb", MAX_LEAK_MB) {
             Ok(mb) => leak(who, mb),
             Err(error) => error,
-        }),
-        "poison" => {
+        },
+        Fault::Poison => {
             let _guard = cache.raw().lock();
             panic!("injected panic while holding the shared cache lock");
         }
-        _ => None,
     }
 }
 
@@ -92,4 +130,20 @@ fn leak(who: &Identity, mb: u64) -> Response {
     let block = vec![1u8; (mb * 1024 * 1024) as usize].leak();
     std::hint::black_box(block);
     report(who, "leak", started, &[("mb", mb)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_has_one_name() {
+        for (name, fault) in NAMES {
+            assert_eq!(Fault::named(name), Some(fault));
+            assert_eq!(fault.name(), name);
+        }
+        for name in ["", "Panic", "leak?mb=1", "nope"] {
+            assert_eq!(Fault::named(name), None, "{name}");
+        }
+    }
 }

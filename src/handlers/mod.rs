@@ -1,12 +1,17 @@
-//! Routing: which handler answers a request.
+//! Routing: which handler answers a request, and whether it may be asked.
 //!
 //! Everything that is not a user's file lives under the reserved `/-/`
 //! prefix (the convention GitLab uses), so a site's own paths never collide
 //! with forkpool's. Method rules live here too, so handlers only ever see
-//! methods they support. Both worker architectures call the router through
+//! methods they support: GET and HEAD everywhere, POST (only) for faults.
+//! Before any of that, `access` decides who may ask: every request's `Host`
+//! must name this server (421 otherwise), `/-/` answers loopback peers
+//! unless the config opens a part of it (404 otherwise), and a fault from
+//! another site's page is refused (403). Both worker architectures call the router through
 //! [`Handler`](crate::http::Handler) (the master hands it to each worker);
 //! it must be `Sync` and must not block on anything but the handler's work.
 
+mod access;
 mod faults;
 mod lab;
 mod observe;
@@ -18,6 +23,8 @@ use std::io;
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
 use crate::scoreboard::Scoreboard;
+pub(crate) use access::exposure;
+use access::{Access, Area, HostCheck};
 use lab::{Identity, SharedCache};
 use observe::ConfigView;
 use static_files::StaticFiles;
@@ -32,6 +39,7 @@ pub(crate) struct Router {
     who: Identity,
     cache: SharedCache,
     faults: bool,
+    access: Access,
     board: Scoreboard,
     config: ConfigView,
 }
@@ -41,7 +49,7 @@ impl Router {
     /// built in the worker, after `fork`; an error is a boot failure.
     pub(crate) fn new(config: &Config, position: usize, board: Scoreboard) -> io::Result<Router> {
         Ok(Router {
-            files: StaticFiles::open(&config.root)?,
+            files: StaticFiles::open(&config.root)?.show_hidden(config.show_hidden),
             who: Identity {
                 pid: std::process::id(),
                 position,
@@ -49,6 +57,7 @@ impl Router {
             },
             cache: SharedCache::default(),
             faults: config.faults.enabled,
+            access: Access::new(config),
             board,
             config: ConfigView::new(config),
         })
@@ -57,6 +66,11 @@ impl Router {
 
 impl crate::http::Handler for Router {
     fn handle(&self, req: &Request) -> Response {
+        match self.access.check_host(&req.host) {
+            HostCheck::Allowed => {}
+            HostCheck::Misdirected => return access::misdirected(&req.host),
+            HostCheck::Invalid => return Response::text(400, "400 Bad Request\ninvalid Host"),
+        }
         if req.target == "*" {
             return match req.method {
                 Method::Options => allow(Response::new(204, crate::http::Body::Empty)),
@@ -77,25 +91,200 @@ impl crate::http::Handler for Router {
 
 impl Router {
     /// The `/-/` space: the dashboard, status and metrics, workloads, and
-    /// faults when enabled.
+    /// faults when enabled. A peer the config doesn't let in gets the 404
+    /// an empty `/-/` would give, whatever it asks.
     fn reserved(&self, req: &Request) -> Response {
         let path = &req.path()[RESERVED_PREFIX.len()..];
+        let (section, name) = path.split_once('/').unwrap_or((path, ""));
+        let area = Area::of(section);
+        if !self.access.peer_allowed(area, req.peer) {
+            return Response::error(404);
+        }
+        if area == Area::Faults {
+            return self.fault(name, req);
+        }
         if !matches!(req.method, Method::Get | Method::Head) {
             return Response::error(405).header("Allow", "GET, HEAD");
         }
-        let (section, name) = path.split_once('/').unwrap_or((path, ""));
-        let found = match section {
-            "" | "status" | "metrics" if name.is_empty() => {
-                observe::handle(section, &self.board, &self.config)
-            }
-            "work" => work::handle(name, req, &self.who, &self.cache),
-            "fault" if self.faults => faults::inject(name, req, &self.who, &self.cache),
+        let found = match area {
+            Area::Views if name.is_empty() => observe::handle(section, &self.board, &self.config),
+            Area::Work => work::handle(name, req, &self.who, &self.cache),
             _ => None,
         };
         found.unwrap_or_else(|| Response::error(404))
+    }
+
+    /// `/-/fault/NAME`: 404 unless enabled, POST only, and never for a
+    /// request another site's page sent (CSRF).
+    fn fault(&self, name: &str, req: &Request) -> Response {
+        let Some(fault) = faults::Fault::named(name).filter(|_| self.faults) else {
+            return Response::error(404);
+        };
+        if req.method != Method::Post {
+            return Response::error(405).header("Allow", "POST");
+        }
+        if let Some(why) = access::cross_origin(req) {
+            log::warn!("refused POST /-/fault/{name} from another origin: {why}");
+            return Response::text(
+                403,
+                format!(
+                    "403 Forbidden\nfaults run only for this server's own pages, or for clients \
+                     that send no Origin (curl, scripts): {why}"
+                ),
+            )
+            .header("X-Content-Type-Options", "nosniff");
+        }
+        faults::inject(fault, req, &self.who, &self.cache)
     }
 }
 
 fn allow(response: Response) -> Response {
     response.header("Allow", STATIC_ALLOW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::static_files::test_support::{TempRoot, header};
+    use crate::http::Handler;
+    use crate::http::request::parse_head;
+
+    const LOCAL: &str = "127.0.0.1:40000";
+    const REMOTE: &str = "192.0.2.9:40000";
+
+    /// A router over a fixture root, with `edit` applied to its config.
+    fn router(root: &TempRoot, edit: impl FnOnce(&mut Config)) -> Router {
+        let mut config = crate::config::defaults();
+        config.root = root.path.clone();
+        edit(&mut config);
+        Router::new(&config, 0, Scoreboard::new(2).unwrap()).unwrap()
+    }
+
+    fn ask(router: &Router, peer: &str, head: &str) -> Response {
+        let mut req = Request::default();
+        parse_head(head.as_bytes(), 16384, &mut req).unwrap();
+        req.peer = Some(peer.parse().unwrap());
+        router.handle(&req)
+    }
+
+    fn get(router: &Router, peer: &str, path: &str) -> u16 {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");
+        ask(router, peer, &head).status
+    }
+
+    #[test]
+    fn lab_endpoints_answer_loopback_peers_only() {
+        let root = TempRoot::new();
+        let closed = router(&root, |_| {});
+        for path in ["/-/", "/-/status", "/-/metrics", "/-/work/cpu?ms=0"] {
+            assert_eq!(get(&closed, LOCAL, path), 200, "{path}");
+            assert_eq!(get(&closed, "[::1]:1", path), 200, "{path}");
+            assert_eq!(get(&closed, REMOTE, path), 404, "{path}");
+        }
+        assert_eq!(get(&closed, REMOTE, "/hello.txt"), 200);
+        // Every method gets the same 404 from another machine.
+        let head = "POST /-/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        assert_eq!(ask(&closed, REMOTE, head).status, 404);
+        assert_eq!(ask(&closed, LOCAL, head).status, 405);
+        // A request without a known peer is not trusted.
+        let mut req = Request::default();
+        parse_head(
+            b"GET /-/status HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            16384,
+            &mut req,
+        )
+        .unwrap();
+        assert_eq!(closed.handle(&req).status, 404);
+
+        let views = router(&root, |c| c.lab.allow_remote = true);
+        for path in ["/-/", "/-/status", "/-/metrics"] {
+            assert_eq!(get(&views, REMOTE, path), 200, "{path}");
+        }
+        assert_eq!(get(&views, REMOTE, "/-/work/cpu?ms=0"), 404);
+        let work = router(&root, |c| c.lab.allow_remote_work = true);
+        assert_eq!(get(&work, REMOTE, "/-/work/cpu?ms=0"), 200);
+        assert_eq!(get(&work, REMOTE, "/-/status"), 404);
+    }
+
+    #[test]
+    fn every_request_must_name_this_server() {
+        let root = TempRoot::new();
+        let named = router(&root, |c| c.server_names = vec!["dev.example".into()]);
+        for (host, status) in [
+            ("127.0.0.1:8080", 200),
+            ("localhost:8080", 200),
+            ("dev.example:8080", 200),
+            ("attacker.example:8080", 421),
+            ("localhost:x", 400),
+        ] {
+            for path in ["/hello.txt", "/-/status"] {
+                let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+                let response = ask(&named, LOCAL, &head);
+                assert_eq!(response.status, status, "{host} {path}");
+            }
+        }
+        // No Host at all (HTTP/1.0): not a browser, so not DNS rebinding.
+        let head = "GET /hello.txt HTTP/1.0\r\n\r\n";
+        assert_eq!(ask(&named, LOCAL, head).status, 200);
+        let head = "OPTIONS * HTTP/1.1\r\nHost: attacker.example\r\n\r\n";
+        assert_eq!(ask(&named, LOCAL, head).status, 421);
+    }
+
+    #[test]
+    fn faults_take_post_only_and_not_from_other_origins() {
+        let root = TempRoot::new();
+        let on = router(&root, |c| c.faults.enabled = true);
+        let host = "Host: 127.0.0.1:8080\r\n";
+        for method in ["GET", "HEAD", "PUT", "OPTIONS", "DELETE"] {
+            let head = format!("{method} /-/fault/leak?mb=0 HTTP/1.1\r\n{host}\r\n");
+            let response = ask(&on, LOCAL, &head);
+            assert_eq!(response.status, 405, "{method}");
+            assert_eq!(header(&response, "Allow"), Some("POST"), "{method}");
+        }
+        let post = |extra: &str| {
+            let head = format!("POST /-/fault/leak?mb=0 HTTP/1.1\r\n{host}{extra}\r\n");
+            ask(&on, LOCAL, &head).status
+        };
+        assert_eq!(post(""), 200);
+        assert_eq!(post("Origin: http://127.0.0.1:8080\r\n"), 200);
+        assert_eq!(post("Origin: http://attacker.example\r\n"), 403);
+        assert_eq!(post("Sec-Fetch-Site: cross-site\r\n"), 403);
+        assert_eq!(post("Sec-Fetch-Site: same-site\r\n"), 403);
+        // Unknown faults, and every fault when they are off, are 404.
+        let head = format!("POST /-/fault/nope HTTP/1.1\r\n{host}\r\n");
+        assert_eq!(ask(&on, LOCAL, &head).status, 404);
+        let head = format!("POST /-/fault/leak?mb=0 HTTP/1.1\r\n{host}\r\n");
+        assert_eq!(ask(&on, REMOTE, &head).status, 404);
+        let off = router(&root, |_| {});
+        assert_eq!(ask(&off, LOCAL, &head).status, 404);
+        assert_eq!(get(&off, LOCAL, "/-/fault/leak?mb=0"), 404);
+        let remote = router(&root, |c| {
+            c.faults.enabled = true;
+            c.faults.allow_remote = true;
+        });
+        assert_eq!(ask(&remote, REMOTE, &head).status, 200);
+        assert_eq!(get(&remote, REMOTE, "/-/status"), 404);
+    }
+
+    #[test]
+    fn other_lab_endpoints_keep_get_and_head() {
+        let root = TempRoot::new();
+        let router = router(&root, |_| {});
+        for path in ["/-/status", "/-/work/cpu?ms=0", "/-/nothing"] {
+            let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            let response = ask(&router, LOCAL, &head);
+            assert_eq!(response.status, 405, "{path}");
+            assert_eq!(header(&response, "Allow"), Some("GET, HEAD"), "{path}");
+        }
+        assert_eq!(get(&router, LOCAL, "/-/nothing"), 404);
+        assert_eq!(get(&router, LOCAL, "/-/status/x"), 404);
+    }
+
+    #[test]
+    fn dotfiles_follow_show_hidden() {
+        let root = TempRoot::new();
+        assert_eq!(get(&router(&root, |_| {}), REMOTE, "/.hidden"), 404);
+        let shown = router(&root, |c| c.show_hidden = true);
+        assert_eq!(get(&shown, REMOTE, "/.hidden"), 200);
+    }
 }

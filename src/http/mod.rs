@@ -7,6 +7,8 @@
 
 pub(crate) mod body;
 pub(crate) mod date;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub(crate) mod request;
 pub(crate) mod response;
 

@@ -1,21 +1,35 @@
 //! Request heads: finding where one ends, parsing it, and the framing rules.
 //!
-//! Pure functions over bytes, no I/O. The connection calls [`find_head_end`]
-//! on each read, starting where the previous scan stopped (so a slow client
-//! never makes us rescan its whole buffer), then [`parse_head`] once, into a
-//! [`Request`] it reuses for every request on the connection (so the hot path
-//! does not allocate once the strings have grown).
+//! Pure functions over bytes, no I/O. The connection feeds each read to a
+//! [`HeadScanner`], which scans only the bytes it has not seen (so a slow
+//! client never makes us rescan its whole buffer) and refuses bad framing
+//! before the head ends, then calls [`parse_scanned_head`] once, into a
+//! [`Request`] it reuses for every request on the connection (so the hot
+//! path does not allocate once the strings have grown).
 //!
-//! The rules are RFC 9112's: a missing Host on HTTP/1.1, a repeated Host,
-//! Content-Length together with Transfer-Encoding, or a Content-Length that
-//! is invalid or repeated with different values is a 400; a transfer coding
-//! other than `chunked` is a 501; a well-formed version other than 1.x is a
-//! 505. Bodies themselves are decoded by [`super::body`].
+//! The rules are RFC 9112's, strictly (a lenient parser behind a proxy that
+//! parses differently is a request-smuggling primitive): every line ends in
+//! CRLF, a bare LF is a 400; the request line is at most 8 KiB (414), a
+//! field line at most 8190 bytes and the head at most `max_header_bytes`
+//! (431);
+//! only SP and HTAB are trimmed from values; a missing Host on HTTP/1.1, a
+//! repeated Host, Content-Length or Content-Type, Content-Length together
+//! with Transfer-Encoding, a Content-Length that is not one decimal number,
+//! a coding after `chunked`, or a framing field spelled with `_`
+//! (`Content_Length`) is a 400; a transfer coding other than `chunked` is a
+//! 501; a well-formed version other than 1.x is a 505. The empty line allowed before a request line is the
+//! connection's to skip. Bodies themselves are decoded by [`super::body`].
 
 use std::fmt;
 
 /// Longest request line accepted (nginx's `large_client_header_buffers` size).
 pub(crate) const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// Longest field line (`name: value`) accepted, however large
+/// `max_header_bytes` is, counted with its CRLF as Apache
+/// (`LimitRequestFieldSize`) and gunicorn (`limit_request_field_size`)
+/// count it: 8190 bytes, their default. (The request line's limit is
+/// counted without its CRLF.)
+pub(crate) const MAX_FIELD_LINE: usize = 8190;
 /// Most header fields in one request (httparse needs a fixed array).
 pub(crate) const MAX_HEADERS: usize = 100;
 
@@ -26,7 +40,8 @@ pub(crate) enum RequestError {
     BadRequest(&'static str),
     /// The request line is longer than [`MAX_REQUEST_LINE`].
     UriTooLong,
-    /// The head is larger than `max_header_bytes`, or has too many fields.
+    /// The head is larger than `max_header_bytes`, a field line is longer
+    /// than [`MAX_FIELD_LINE`], or there are too many fields.
     HeadersTooLarge,
     /// The body is larger than `max_body_bytes`.
     BodyTooLarge,
@@ -130,6 +145,13 @@ pub(crate) struct Request {
     pub(crate) if_modified_since: String,
     pub(crate) range: String,
     pub(crate) if_range: String,
+    /// `Host`, `Origin` and `Sec-Fetch-Site` as sent (empty when absent):
+    /// who may reach what is decided on them (see `handlers`).
+    pub(crate) host: String,
+    pub(crate) origin: String,
+    pub(crate) sec_fetch_site: String,
+    /// The connection's peer, set by the connection (not parsed).
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -160,65 +182,149 @@ impl Request {
     }
 }
 
-/// Finds the end of a request head in `buf`: the index just past the blank
-/// line (`\r\n\r\n`, or a bare `\n\n` as RFC 9112 tolerates). The search
-/// starts at `from` (minus the three bytes a terminator can straddle), so
-/// the caller passes the length it scanned last time.
-pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let start = from.saturating_sub(3);
-    let mut i = start;
-    while let Some(pos) = buf[i..].iter().position(|&b| b == b'\n') {
-        let nl = i + pos;
-        match buf.get(nl + 1) {
-            Some(b'\n') => return Some(nl + 2),
-            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
-            _ => i = nl + 1,
+/// Finds where a request head ends as its bytes arrive, and refuses it as
+/// soon as its framing is wrong (RFC 9112 section 2.2): every line ends in
+/// CRLF (a bare LF is a 400, checked here because httparse accepts it),
+/// the request line is at most [`MAX_REQUEST_LINE`] bytes (else 414) and
+/// valid (checked once it is complete, so garbage is refused before the
+/// head ends), a field line at most [`MAX_FIELD_LINE`] with its CRLF and
+/// the head at most `max_header_bytes` (else 431).
+///
+/// Each byte is scanned once: a call starts where the previous one stopped,
+/// so a slow client never makes us rescan its buffer. Errors don't depend
+/// on how the bytes were split across calls: each is the one the shortest
+/// failing prefix of the head shows (see [`HeadScanner::scan`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct HeadScanner {
+    /// How many bytes of the head were scanned.
+    scanned: usize,
+    /// Where the line being scanned starts.
+    line_start: usize,
+}
+
+impl HeadScanner {
+    /// Scans the bytes of `buf` (the pending head, from its first byte: the
+    /// same bytes as last time, plus what arrived since) not scanned yet.
+    /// `Ok(Some(end))`: the head is `buf[..end]` and the scanner is reset
+    /// for the next one; `Ok(None)`: need more bytes.
+    ///
+    /// When several rules fail within the new bytes, the error is that of
+    /// the one that fails first, as if the bytes had come one at a time: a
+    /// line over its limit or a head over `max_header_bytes` fails at the
+    /// first byte past the limit (the line's limit plus one byte, which
+    /// may be its CR), the other rules at the LF that ends the line. At the
+    /// same byte: the line's length, the head's size, then the bare LF,
+    /// then the request line's syntax.
+    pub(crate) fn scan(
+        &mut self,
+        buf: &[u8],
+        max_header_bytes: usize,
+    ) -> Result<Option<usize>, RequestError> {
+        let mut from = self.scanned;
+        while let Some(pos) = buf[from..].iter().position(|&b| b == b'\n') {
+            let lf = from + pos;
+            let has_cr = lf > self.line_start && buf[lf - 1] == b'\r';
+            let content = lf - self.line_start - usize::from(has_cr);
+            if let Some(err) = self.limit_error(lf, max_header_bytes) {
+                return Err(err);
+            }
+            if content > self.line_limit(max_header_bytes) {
+                return Err(self.line_too_long());
+            }
+            if lf >= max_header_bytes {
+                return Err(RequestError::HeadersTooLarge);
+            }
+            if !has_cr {
+                return Err(RequestError::BadRequest("bare LF in the head"));
+            }
+            if self.line_start == 0 {
+                check_request_line(&buf[..=lf])?;
+            } else if content == 0 {
+                *self = HeadScanner::default();
+                return Ok(Some(lf + 1));
+            }
+            self.line_start = lf + 1;
+            from = lf + 1;
+        }
+        self.scanned = buf.len();
+        match self.limit_error(buf.len(), max_header_bytes) {
+            Some(err) => Err(err),
+            None => Ok(None),
         }
     }
-    None
+
+    /// The error of a limit that fails before byte `end` of the head (the
+    /// LF of the current line, or the end of the bytes so far), if any.
+    fn limit_error(&self, end: usize, max_header_bytes: usize) -> Option<RequestError> {
+        // The current line may take its limit plus one byte (its CR) before
+        // the LF; the byte after that fails.
+        let line_fails_at = self.line_start + self.line_limit(max_header_bytes) + 1;
+        let head_fails_at = max_header_bytes;
+        match (line_fails_at < end, head_fails_at < end) {
+            (true, true) if head_fails_at < line_fails_at => Some(RequestError::HeadersTooLarge),
+            (true, _) => Some(self.line_too_long()),
+            (false, true) => Some(RequestError::HeadersTooLarge),
+            (false, false) => None,
+        }
+    }
+
+    fn line_limit(&self, max_header_bytes: usize) -> usize {
+        match self.line_start {
+            0 => MAX_REQUEST_LINE.min(max_header_bytes),
+            _ => MAX_FIELD_LINE - 2,
+        }
+    }
+
+    fn line_too_long(&self) -> RequestError {
+        match self.line_start {
+            0 => RequestError::UriTooLong,
+            _ => RequestError::HeadersTooLarge,
+        }
+    }
 }
 
-/// Checks a head that has not ended yet: is it already over a limit?
-/// `len` is the number of head bytes buffered so far.
-pub(crate) fn check_partial_head(buf: &[u8], max_header_bytes: usize) -> Result<(), RequestError> {
-    let line_end = buf.iter().position(|&b| b == b'\n');
-    if line_end.is_none() && buf.len() > MAX_REQUEST_LINE.min(max_header_bytes) {
-        return Err(RequestError::UriTooLong);
+/// Checks a complete request line (with its CRLF) before the rest of the
+/// head arrives, with httparse as [`parse_scanned_head`] will (which also
+/// checks the target).
+fn check_request_line(line: &[u8]) -> Result<(), RequestError> {
+    if line == b"\r\n" {
+        return Err(RequestError::BadRequest("empty request line"));
     }
-    if buf.len() > max_header_bytes {
-        return Err(RequestError::HeadersTooLarge);
+    let mut no_headers = [];
+    match httparse::Request::new(&mut no_headers).parse(line) {
+        Ok(_) => Ok(()),
+        Err(err) => Err(httparse_error(err, line)),
     }
-    Ok(())
 }
 
-/// Parses a complete head (`buf` ends with its blank line) into `req`.
+/// Parses a complete head on its own (`buf` is exactly the head, ending
+/// with its blank line): [`HeadScanner`]'s framing rules, then the fields.
+/// The connection scans as bytes arrive and calls [`parse_scanned_head`];
+/// this is for tests (unit and fuzz) and the handlers' test requests.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn parse_head(
     buf: &[u8],
     max_header_bytes: usize,
     req: &mut Request,
 ) -> Result<(), RequestError> {
-    let line_len = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    if line_len > MAX_REQUEST_LINE {
-        return Err(RequestError::UriTooLong);
+    match HeadScanner::default().scan(buf, max_header_bytes)? {
+        Some(end) if end == buf.len() => parse_scanned_head(buf, req),
+        _ => Err(RequestError::BadRequest("incomplete head")),
     }
-    if buf.len() > max_header_bytes {
-        return Err(RequestError::HeadersTooLarge);
-    }
+}
+
+/// Parses a head that [`HeadScanner::scan`] accepted (`buf` ends with its
+/// blank line) into `req`.
+pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), RequestError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(RequestError::BadRequest("incomplete head")),
-        Err(httparse::Error::Version) => return Err(version_error(&buf[..line_len])),
-        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadersTooLarge),
-        Err(httparse::Error::Token) => return Err(RequestError::BadRequest("invalid method")),
-        Err(httparse::Error::HeaderName) => {
-            return Err(RequestError::BadRequest("invalid header name"));
+        Err(err) => {
+            let line_len = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+            return Err(httparse_error(err, &buf[..line_len]));
         }
-        Err(httparse::Error::HeaderValue) => {
-            return Err(RequestError::BadRequest("invalid header value"));
-        }
-        Err(_) => return Err(RequestError::BadRequest("malformed request line")),
     }
 
     let method = parsed.method.unwrap_or_default();
@@ -226,53 +332,51 @@ pub(crate) fn parse_head(
     req.method_token.clear();
     req.method_token.push_str(method);
     req.http10 = parsed.version == Some(0);
-    set_target(&mut req.target, parsed.path.unwrap_or_default())?;
+    set_target(&mut req.target, parsed.path.unwrap_or_default(), req.method)?;
     req.body = BodyFraming::None;
     req.expect_continue = false;
     req.if_none_match.clear();
     req.if_modified_since.clear();
     req.range.clear();
     req.if_range.clear();
+    req.host.clear();
+    req.origin.clear();
+    req.sec_fetch_site.clear();
 
     let mut hosts = 0;
+    let mut content_types = 0;
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut transfer_encoding = false;
+    let mut codings = Codings::default();
     for header in parsed.headers.iter() {
         let name = header.name;
-        let value = std::str::from_utf8(header.value)
-            .map_err(|_| RequestError::BadRequest("non-UTF-8 header value"))?
-            .trim();
+        // Only OWS (SP, HTAB) surrounds a value: `trim()` would also strip
+        // Unicode spaces, and `Content-Length: 5\u{a0}` would pass as 5.
+        let value = trim_ows(
+            std::str::from_utf8(header.value)
+                .map_err(|_| RequestError::BadRequest("non-UTF-8 header value"))?,
+        );
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            set_once(&mut req.host, value);
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in value.split(',').map(str::trim) {
+            for token in value.split(',').map(trim_ows) {
                 conn_close |= token.eq_ignore_ascii_case("close");
                 conn_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            for item in value.split(',').map(str::trim) {
-                let len = parse_content_length(item)?;
-                if content_length.is_some_and(|prev| prev != len) {
-                    return Err(RequestError::BadRequest("conflicting Content-Length"));
-                }
-                content_length = Some(len);
+            // One field line, one value: a list (`5, 5`) or a repeat is
+            // allowed by RFC 9112 6.3 but is how smuggling starts (nginx
+            // refuses a repeat too).
+            if content_length.is_some() {
+                return Err(RequestError::BadRequest("more than one Content-Length"));
             }
+            content_length = Some(parse_content_length(value)?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = true;
-            for coding in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-                if chunked {
-                    // chunked must be the last coding, applied once
-                    return Err(RequestError::BadRequest("chunked is not the final coding"));
-                }
-                if coding.eq_ignore_ascii_case("chunked") {
-                    chunked = true;
-                } else {
-                    return Err(RequestError::UnsupportedTransferCoding);
-                }
-            }
+            codings.add(value)?;
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_types += 1;
         } else if name.eq_ignore_ascii_case("expect") {
             if value.eq_ignore_ascii_case("100-continue") {
                 req.expect_continue = true;
@@ -285,8 +389,18 @@ pub(crate) fn parse_head(
             set_once(&mut req.if_modified_since, value);
         } else if name.eq_ignore_ascii_case("range") {
             set_once(&mut req.range, value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            set_once(&mut req.origin, value);
+        } else if name.eq_ignore_ascii_case("sec-fetch-site") {
+            set_once(&mut req.sec_fetch_site, value);
         } else if name.eq_ignore_ascii_case("if-range") {
             set_once(&mut req.if_range, value);
+        } else if underscored("content-length", name) || underscored("transfer-encoding", name) {
+            // A gateway that maps names to CGI/WSGI variables reads
+            // `Content_Length` as the framing field: refuse the ambiguity.
+            return Err(RequestError::BadRequest(
+                "framing field name spelled with '_'",
+            ));
         }
     }
 
@@ -296,7 +410,10 @@ pub(crate) fn parse_head(
     if hosts == 0 && !req.http10 {
         return Err(RequestError::BadRequest("missing Host header"));
     }
-    if transfer_encoding {
+    if content_types > 1 {
+        return Err(RequestError::BadRequest("more than one Content-Type"));
+    }
+    if codings.present {
         if content_length.is_some() {
             return Err(RequestError::BadRequest(
                 "both Transfer-Encoding and Content-Length",
@@ -305,7 +422,12 @@ pub(crate) fn parse_head(
         if req.http10 {
             return Err(RequestError::BadRequest("Transfer-Encoding in HTTP/1.0"));
         }
-        if !chunked {
+        // RFC 9112 6.1: a coding we don't know is a 501 (so `gzip` alone
+        // is, though 6.3 would also allow a 400 for its missing chunked).
+        if codings.unknown {
+            return Err(RequestError::UnsupportedTransferCoding);
+        }
+        if !codings.chunked {
             return Err(RequestError::BadRequest("empty Transfer-Encoding"));
         }
         req.body = BodyFraming::Chunked;
@@ -320,8 +442,59 @@ pub(crate) fn parse_head(
     Ok(())
 }
 
+/// The transfer codings of a request, over all its `Transfer-Encoding`
+/// lines: `chunked` must come last and once; any other is unknown (501).
+#[derive(Debug, Default)]
+struct Codings {
+    present: bool,
+    chunked: bool,
+    unknown: bool,
+}
+
+impl Codings {
+    fn add(&mut self, value: &str) -> Result<(), RequestError> {
+        self.present = true;
+        for coding in value.split(',').map(trim_ows).filter(|c| !c.is_empty()) {
+            if self.chunked {
+                return Err(RequestError::BadRequest("chunked is not the final coding"));
+            }
+            // transfer-coding = token *( OWS ";" OWS transfer-parameter )
+            let (name, params) = match coding.split_once(';') {
+                Some((name, params)) => (trim_ows(name), Some(params)),
+                None => (coding, None),
+            };
+            if !is_token(name) {
+                return Err(RequestError::BadRequest("invalid transfer coding"));
+            }
+            if name.eq_ignore_ascii_case("chunked") {
+                if params.is_some() {
+                    return Err(RequestError::BadRequest("parameters on chunked"));
+                }
+                self.chunked = true;
+            } else {
+                self.unknown = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The status for an httparse error; `line` is the request line (for the
+/// version's verdict).
+fn httparse_error(err: httparse::Error, line: &[u8]) -> RequestError {
+    match err {
+        httparse::Error::Version => version_error(line),
+        httparse::Error::TooManyHeaders => RequestError::HeadersTooLarge,
+        httparse::Error::Token => RequestError::BadRequest("invalid method or target"),
+        httparse::Error::HeaderName => RequestError::BadRequest("invalid header name"),
+        httparse::Error::HeaderValue => RequestError::BadRequest("invalid header value"),
+        _ => RequestError::BadRequest("malformed request line"),
+    }
+}
+
 /// 505 for a well-formed `HTTP/x.y` we don't speak, 400 for anything else.
 fn version_error(line: &[u8]) -> RequestError {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     match version {
@@ -338,10 +511,21 @@ fn version_error(line: &[u8]) -> RequestError {
 }
 
 /// Stores the target in origin form. Absolute-form (`http://host/p`) is
-/// accepted as RFC 9112 requires of servers; `*` only means "the server".
-fn set_target(target: &mut String, raw: &str) -> Result<(), RequestError> {
+/// accepted as RFC 9112 requires of servers; `*` only with OPTIONS. A
+/// target is visible ASCII (httparse lets UTF-8 through; RFC 3986 doesn't).
+fn set_target(target: &mut String, raw: &str, method: Method) -> Result<(), RequestError> {
     target.clear();
-    if raw.starts_with('/') || raw == "*" {
+    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(RequestError::BadRequest("non-ASCII request target"));
+    }
+    if raw == "*" {
+        if method != Method::Options {
+            return Err(RequestError::BadRequest("'*' target without OPTIONS"));
+        }
+        target.push_str(raw);
+        return Ok(());
+    }
+    if raw.starts_with('/') {
         target.push_str(raw);
         return Ok(());
     }
@@ -365,6 +549,32 @@ fn set_target(target: &mut String, raw: &str) -> Result<(), RequestError> {
         None => target.push('/'),
     }
     Ok(())
+}
+
+/// Removes OWS (SP, HTAB) around a value, and nothing else.
+pub(crate) fn trim_ows(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
+}
+
+/// RFC 9110 `tchar`: the bytes of a token (method, field name, coding).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// RFC 9110 `token`: one or more `tchar`.
+fn is_token(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(is_tchar)
+}
+
+/// Whether `name` is `canonical` (lower case, with '-') spelled with at
+/// least one '_' for a '-'.
+fn underscored(canonical: &str, name: &str) -> bool {
+    name.len() == canonical.len()
+        && name.contains('_')
+        && name
+            .bytes()
+            .zip(canonical.bytes())
+            .all(|(b, c)| b.to_ascii_lowercase() == c || (b == b'_' && c == b'-'))
 }
 
 fn parse_content_length(text: &str) -> Result<u64, RequestError> {
@@ -398,30 +608,131 @@ mod tests {
         parse_head(text.as_bytes(), 16 * 1024, &mut req).map(|()| req)
     }
 
+    /// Each head is a 400.
+    fn assert_bad(heads: &[&str]) {
+        for head in heads {
+            assert!(
+                matches!(parse(head), Err(RequestError::BadRequest(_))),
+                "{head:?}"
+            );
+        }
+    }
+
+    /// Feeds `bytes` to a scanner in pieces of `step` bytes (the whole
+    /// head so far each time, as the connection does).
+    fn scan_in_steps(bytes: &[u8], step: usize, max: usize) -> Result<Option<usize>, RequestError> {
+        let mut scanner = HeadScanner::default();
+        let mut seen = 0;
+        loop {
+            seen = (seen + step).min(bytes.len());
+            if let Some(end) = scanner.scan(&bytes[..seen], max)? {
+                return Ok(Some(end));
+            }
+            if seen == bytes.len() {
+                return Ok(None);
+            }
+        }
+    }
+
     #[test]
-    fn head_end_is_found_with_crlf_or_bare_lf() {
+    fn head_end_is_found_after_crlf_crlf() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest";
+        assert_eq!(HeadScanner::default().scan(head, 1024), Ok(Some(27)));
         assert_eq!(
-            find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest", 0),
-            Some(27)
+            HeadScanner::default().scan(b"GET / HTTP/1.1\r\nHost: a\r\n", 1024),
+            Ok(None)
         );
-        assert_eq!(
-            find_head_end(b"GET / HTTP/1.1\nHost: a\n\nrest", 0),
-            Some(24)
-        );
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
     }
 
     #[test]
     fn head_end_search_resumes_across_a_split_terminator() {
         let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
         for split in 1..full.len() {
-            let scanned = split;
-            let partial = find_head_end(&full[..split], 0);
-            assert_eq!(partial, None, "split {split}");
+            let mut scanner = HeadScanner::default();
             assert_eq!(
-                find_head_end(full, scanned),
-                Some(full.len()),
+                scanner.scan(&full[..split], 1024),
+                Ok(None),
                 "split {split}"
+            );
+            assert_eq!(scanner.scanned, split, "split {split}");
+            assert_eq!(
+                scanner.scan(full, 1024),
+                Ok(Some(full.len())),
+                "split {split}"
+            );
+            assert_eq!(scanner, HeadScanner::default(), "reset for the next head");
+        }
+    }
+
+    #[test]
+    fn a_bare_lf_anywhere_in_the_head_is_400() {
+        for bad in [
+            &b"GET / HTTP/1.1\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"GET / HTTP/1.1\n\n",
+            b"\nGET / HTTP/1.1\r\n\r\n",
+            b"GET\n/\nHTTP/1.1\r\n\r\n",
+        ] {
+            for step in [1, 3, bad.len()] {
+                assert!(
+                    matches!(
+                        scan_in_steps(bad, step, 1024),
+                        Err(RequestError::BadRequest(_))
+                    ),
+                    "{:?} in steps of {step}",
+                    String::from_utf8_lossy(bad)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_request_line_is_refused_before_the_head_ends() {
+        let mut scanner = HeadScanner::default();
+        assert!(matches!(
+            scanner.scan(b"PROXY TCP4 192.168.0.1 192.16...\r\n", 1024),
+            Err(RequestError::BadRequest(_))
+        ));
+        let mut scanner = HeadScanner::default();
+        assert_eq!(
+            scanner.scan(b"GET / HTTP/2.0\r\nHo", 1024),
+            Err(RequestError::UnsupportedVersion)
+        );
+        assert_eq!(
+            HeadScanner::default().scan(b"GET / HTTP/1.1\r\nHo", 1024),
+            Ok(None)
+        );
+        assert!(matches!(
+            HeadScanner::default().scan(b"\r\nGET / HTTP/1.1\r\n", 1024),
+            Err(RequestError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn line_limits_fail_at_the_same_byte_however_the_head_is_split() {
+        let field = |len: usize| format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(len - 3));
+        let max = 32 * 1024;
+        // A field line of exactly the limit (with its CRLF) passes; one
+        // byte more is 431.
+        assert!(scan_in_steps(field(MAX_FIELD_LINE - 2).as_bytes(), 1000, max).is_ok());
+        for step in [1, 7, 4096, max] {
+            assert_eq!(
+                scan_in_steps(field(MAX_FIELD_LINE - 1).as_bytes(), step, max),
+                Err(RequestError::HeadersTooLarge),
+                "step {step}"
+            );
+        }
+        // A request line over its limit is 414, even with a bare LF after it.
+        let line = format!(
+            "GET /{} HTTP/1.1\nHost: a\r\n\r\n",
+            "a".repeat(MAX_REQUEST_LINE)
+        );
+        for step in [1, 100, 8190, max] {
+            assert_eq!(
+                scan_in_steps(line.as_bytes(), step, max),
+                Err(RequestError::UriTooLong),
+                "step {step}"
             );
         }
     }
@@ -476,13 +787,12 @@ mod tests {
     fn body_framing_rules() {
         let len = parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n").unwrap();
         assert_eq!(len.body, BodyFraming::Length(5));
-        let same =
-            parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n");
-        assert_eq!(same.unwrap().body, BodyFraming::Length(5));
+        let ows = parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \t5 \r\n\r\n").unwrap();
+        assert_eq!(ows.body, BodyFraming::Length(5));
         let chunked =
             parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
         assert_eq!(chunked.body, BodyFraming::Chunked);
-        for bad in [
+        assert_bad(&[
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
@@ -491,17 +801,32 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
             "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-        ] {
-            assert!(
-                matches!(parse(bad), Err(RequestError::BadRequest(_))),
-                "{bad:?}"
+            // Strict (issue 11): a repeat or a list, even of one value.
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n",
+            // Only SP and HTAB are trimmed: a no-break space is not OWS.
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\u{a0}\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \u{a0}chunked\r\n\r\n",
+            // chunked must be the final coding (RFC 9112 6.3), and bare.
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked, gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;a=b\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chu nked\r\n\r\n",
+            // Framing fields spelled with '_', repeated Content-Type.
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.0\r\nContent_length: 7\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n",
+        ]);
+        for unknown in ["gzip, chunked", "gzip", "identity"] {
+            let head =
+                format!("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {unknown}\r\n\r\n");
+            assert_eq!(
+                parse(&head).unwrap_err(),
+                RequestError::UnsupportedTransferCoding,
+                "{unknown}"
             );
         }
-        assert_eq!(
-            parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
-                .unwrap_err(),
-            RequestError::UnsupportedTransferCoding
-        );
     }
 
     #[test]
@@ -537,14 +862,17 @@ mod tests {
             RequestError::HeadersTooLarge
         );
         assert_eq!(
-            check_partial_head(&[b'a'; 9000], 16384).unwrap_err(),
-            RequestError::UriTooLong
+            HeadScanner::default().scan(&[b'a'; 9000], 16384),
+            Err(RequestError::UriTooLong)
         );
         assert_eq!(
-            check_partial_head(b"GET / HTTP/1.1\r\nX: aaaaaaaa", 20).unwrap_err(),
-            RequestError::HeadersTooLarge
+            HeadScanner::default().scan(b"GET / HTTP/1.1\r\nX: aaaaaaaa", 20),
+            Err(RequestError::HeadersTooLarge)
         );
-        assert!(check_partial_head(b"GET / HTTP/1.1\r\nX: a", 100).is_ok());
+        assert_eq!(
+            HeadScanner::default().scan(b"GET / HTTP/1.1\r\nX: a", 100),
+            Ok(None)
+        );
         let many: String = (0..MAX_HEADERS + 1)
             .map(|i| format!("X-{i}: v\r\n"))
             .collect();
@@ -572,10 +900,22 @@ mod tests {
                 .target,
             "*"
         );
-        assert!(matches!(
-            parse("GET x HTTP/1.1\r\nHost: h\r\n\r\n"),
-            Err(RequestError::BadRequest(_))
-        ));
+        assert_bad(&[
+            "GET x HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /\u{e0}%20k HTTP/1.1\r\nHost: h\r\n\r\n",
+        ]);
+    }
+
+    #[test]
+    fn only_ows_is_trimmed_and_other_underscored_names_pass() {
+        let req = parse("GET / HTTP/1.1\r\nHost: \t h \r\nX_Custom: 1\r\n\r\n").unwrap();
+        assert_eq!(req.host, "h");
+        assert_eq!(trim_ows("\u{a0}x\u{a0}"), "\u{a0}x\u{a0}");
+        assert!(underscored("content-length", "CONTENT_LENGTH"));
+        assert!(!underscored("content-length", "Content-Length"));
+        assert!(!underscored("content-length", "content_lengths"));
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //!   (process mode's hang, a CPU-bound handler, a worker stuck starting): kill it;
 //! - a request busy longer than `timeout` while the heartbeat is fine: one
 //!   pool thread is stuck (thread mode's hang, which gunicorn and Puma can't
-//!   see): replace the worker, drain it, then kill it;
+//!   see): replace the worker, drain it, then kill it. The busy mark covers
+//!   one request, and a connection's turn runs at most one slow request
+//!   before its thread hands it back (and its loop heartbeats): what is
+//!   judged, in every mode, is one request, never a pipeline of them;
 //! - in thread-loops mode, one loop thread whose own heartbeat is older than
 //!   `timeout`: replaced the same way;
 //! - `max_requests` (+ jitter) reached, or RSS over `max_rss`: recycle it.

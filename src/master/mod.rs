@@ -77,6 +77,11 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
             crate::config::Mode::Process => String::new(),
         }
     );
+    // One line, when the socket is reachable from other machines: what
+    // they get.
+    if let Some(note) = crate::handlers::exposure(&config, addr) {
+        log::warn!("{note}");
+    }
     let mut master = Master {
         planner: Planner::new(config.workers, config.supervisor.graceful_timeout),
         config,
@@ -307,29 +312,37 @@ impl Master {
 
     /// SIGHUP: re-read the config file; on success the planner replaces
     /// every worker with one started with the new config. A bad file
-    /// changes nothing.
+    /// changes nothing, and neither does one that would enable faults on
+    /// the socket in force when it is not on loopback (the file's own
+    /// `listen` needs a restart, so it can't vouch for the address).
     fn reload(&mut self, now: Instant) -> Vec<Action> {
-        let mut config = match crate::config::reload(&self.config, &self.cli) {
-            Ok(config) => config,
+        let reloaded = match crate::config::reload(&self.config, &self.cli) {
+            Ok(reloaded) => reloaded,
             Err(err) => {
                 log::error!("reload failed, still running on the old configuration: {err}");
                 return Vec::new();
             }
         };
-        if (config.listen, config.backlog) != (self.config.listen, self.config.backlog) {
+        if let Some((listen, backlog)) = reloaded.not_applied {
             log::warn!(
-                "reload: the listen address and backlog need a restart; keeping {}",
-                self.config.listen
+                "reload: the listen address and backlog need a restart; keeping {} \
+                 (backlog {}) instead of {listen} (backlog {backlog})",
+                self.config.listen,
+                self.config.backlog
             );
-            config.listen = self.config.listen;
-            config.backlog = self.config.backlog;
         }
+        let config = reloaded.config;
         log::info!(
             "reloaded configuration: {} {} worker(s); replacing the {} running",
             config.workers,
             config.mode.name(),
             self.planner.workers().len()
         );
+        if let Ok(addr) = self.listeners.local_addr()
+            && let Some(note) = crate::handlers::exposure(&config, addr)
+        {
+            log::warn!("{note}");
+        }
         self.config = config;
         let graceful_timeout = self.config.supervisor.graceful_timeout;
         self.planner

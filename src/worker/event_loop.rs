@@ -19,6 +19,14 @@
 //! A lingering close ([`Next::Linger`]) is always driven here, on the loop's
 //! thread, in both modes: it only reads and discards a bounded amount, and
 //! must not take a pool thread while it waits for the client.
+//!
+//! Fairness: a drive is one turn of its connection (bounded in requests,
+//! time and bytes: see `connection`); one that yielded goes to the back of
+//! the line (the ready list, served after the next batch of events; in
+//! thread mode, behind the connections already waiting for the pool). The
+//! loop heartbeats between drives ([`BEAT_EVERY`]), not only once per
+//! batch: a batch may hold several slow turns, and the watchdog must see
+//! the loop turning between them.
 
 use std::collections::VecDeque;
 use std::io;
@@ -45,6 +53,10 @@ const WAKER: Token = Token(usize::MAX - 3);
 /// thread, and never fewer than [`MIN_OVERFLOW_LIMIT`] in all.
 const OVERFLOW_PER_THREAD: usize = 16;
 const MIN_OVERFLOW_LIMIT: usize = 64;
+/// Heartbeat at most this often between drives (besides the beat of every
+/// supervision check): often enough that the watchdog sees a loop running
+/// slow turns one after another turning, rarely enough to cost nothing.
+const BEAT_EVERY: Duration = Duration::from_millis(100);
 
 /// Who tells this loop when to drain or exit.
 pub(crate) enum Supervision {
@@ -118,6 +130,8 @@ pub(crate) struct EventLoop {
     /// connection queues behind the busy ones, first come first served.
     overflow_limit: usize,
     next_sweep: Instant,
+    /// When the loop heartbeats next between drives.
+    next_beat: Instant,
 }
 
 impl EventLoop {
@@ -170,6 +184,7 @@ impl EventLoop {
             overflow: VecDeque::new(),
             overflow_limit: (config.threads * OVERFLOW_PER_THREAD).max(MIN_OVERFLOW_LIMIT),
             next_sweep: Instant::now() + super::TICK,
+            next_beat: Instant::now() + BEAT_EVERY,
         })
     }
 
@@ -194,18 +209,21 @@ impl EventLoop {
     fn turn(&mut self, events: &mut Events) -> io::Result<Option<i32>> {
         self.wait(events)?;
         let now = Instant::now();
+        // Fresh from the wait: a slow turn that follows starts the
+        // watchdog's count from here, not from the last supervision check.
+        self.beat_if_due(now);
         let mut signalled = false;
         for event in events.iter() {
             match event.token() {
                 LISTENER => self.accept(now),
                 SIGNALS => signalled = true,
                 WAKER => {} // finished jobs are collected below
-                Token(key) => self.on_event(key, now),
+                Token(key) => self.on_event(key),
             }
         }
         self.collect_finished(now);
         for key in std::mem::take(&mut self.ready) {
-            self.schedule(key, now);
+            self.schedule(key);
         }
         if signalled || now >= self.next_sweep {
             let control = match &mut self.supervision {
@@ -266,14 +284,14 @@ impl EventLoop {
                 return;
             }
             match self.listener.accept() {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     self.count_accepted();
                     // Responses are written whole; don't let Nagle hold the
                     // next keep-alive response back behind a delayed ACK.
                     let _ = stream.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
-                    let mut conn = Box::new(Connection::new(stream, &self.ctx, now));
+                    let mut conn = Box::new(Connection::new(stream, Some(peer), &self.ctx, now));
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     match self
                         .poll
@@ -316,10 +334,10 @@ impl EventLoop {
         }
     }
 
-    fn on_event(&mut self, key: usize, now: Instant) {
+    fn on_event(&mut self, key: usize) {
         match self.conns.get_mut(key) {
             Some(Entry::InPool { dirty }) => *dirty = true,
-            Some(Entry::Parked(_)) => self.schedule(key, now),
+            Some(Entry::Parked(_)) => self.schedule(key),
             Some(Entry::Queued(_)) => {} // it will be driven anyway
             None => {}                   // closed earlier in this batch
         }
@@ -327,15 +345,17 @@ impl EventLoop {
 
     /// Serves a connection: here (process mode, or a lingering close) or on
     /// the pool. Safe to call more than once for the same connection.
-    fn schedule(&mut self, key: usize, now: Instant) {
+    fn schedule(&mut self, key: usize) {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
         let inline = matches!(self.scheduler, Scheduler::Inline);
         match entry {
             Entry::Parked(conn) if inline || conn.is_lingering() => {
-                let next = conn.drive(&self.ctx, now);
+                let next = conn.drive(&self.ctx);
+                let ended = conn.driven_at();
                 self.after_drive(key, next, false);
+                self.beat_if_due(ended);
             }
             Entry::Parked(_) => {
                 // Those already waiting for room in the queue go first.
@@ -346,6 +366,20 @@ impl EventLoop {
             // Look again when it comes back.
             Entry::InPool { dirty } => *dirty = true,
             Entry::Queued(_) => {} // already waiting its turn
+        }
+    }
+
+    /// Heartbeats if the last beat between drives is [`BEAT_EVERY`] old;
+    /// `at` is a clock reading taken anyway (after the wait, at the end of
+    /// a drive): no reading of our own.
+    fn beat_if_due(&mut self, at: Instant) {
+        if at < self.next_beat {
+            return;
+        }
+        self.next_beat = at + BEAT_EVERY;
+        match &self.supervision {
+            Supervision::Own(life) => life.heartbeat(),
+            Supervision::Shared { row, .. } => self.ctx.slot.rows[*row].heartbeat(),
         }
     }
 
@@ -563,12 +597,22 @@ mod tests {
     /// in thread mode (so the thread that met a panic must serve the next
     /// request).
     fn worker_loop(mode: Mode) -> (EventLoop, SocketAddr) {
+        let slot = Scoreboard::new(1).unwrap().slot(0);
+        worker_loop_with(mode, Hello, slot)
+    }
+
+    /// A worker's loop in `mode` answering with `handler`, counting in
+    /// `slot`; in thread-loops mode, the loop of row 0.
+    fn worker_loop_with(
+        mode: Mode,
+        handler: impl Handler + 'static,
+        slot: &'static crate::scoreboard::Slot,
+    ) -> (EventLoop, SocketAddr) {
         let mut config = crate::config::defaults();
         config.mode = mode;
         config.threads = 1;
         config.access_log = false;
-        let slot = Scoreboard::new(1).unwrap().slot(0);
-        let ctx = Arc::new(ServeCtx::new(&config, Box::new(Hello), slot));
+        let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), slot));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -580,7 +624,14 @@ mod tests {
             drain_deadline: None,
         };
         let listener = TcpListener::from_std(listener);
-        let event_loop = EventLoop::new(ctx, listener, Supervision::Own(life), &config, 0).unwrap();
+        let supervision = match mode {
+            Mode::ThreadLoops => Supervision::Shared {
+                control: Arc::new(LoopControl::default()),
+                row: 0,
+            },
+            Mode::Process | Mode::Thread => Supervision::Own(life),
+        };
+        let event_loop = EventLoop::new(ctx, listener, supervision, &config, 0).unwrap();
         (event_loop, addr)
     }
 
@@ -637,5 +688,74 @@ mod tests {
     #[test]
     fn thread_mode_survives_a_panic_in_the_connection_code() {
         survives_a_panic_in_the_connection_code(Mode::Thread);
+    }
+
+    /// Takes 150 ms per request (more than [`BEAT_EVERY`]); notes when
+    /// each request started and the loop's heartbeat as it found it then.
+    struct Slow {
+        slot: &'static crate::scoreboard::Slot,
+        loops: bool,
+        seen: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
+    }
+
+    impl Handler for Slow {
+        fn handle(&self, _req: &Request) -> Response {
+            let beat = match self.loops {
+                true => &self.slot.rows[0].heartbeat_mono_ms,
+                false => &self.slot.heartbeat_mono_ms,
+            };
+            let entered = crate::scoreboard::mono_ms();
+            let found = beat.load(Ordering::Relaxed);
+            self.seen.lock().unwrap().push((entered, found));
+            std::thread::sleep(Duration::from_millis(150));
+            Response::new(200, Body::Static(b"slow"))
+        }
+    }
+
+    /// Two connections with a slow request each, served in one turn (one
+    /// batch of events): the loop heartbeats between them, not only once
+    /// the batch is done (the watchdog would see a loop silent for all of
+    /// it).
+    fn heartbeats_between_slow_turns(mode: Mode) {
+        let slot = Scoreboard::new(1).unwrap().slot(0);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let slow = Slow {
+            slot,
+            loops: mode == Mode::ThreadLoops,
+            seen: Arc::clone(&seen),
+        };
+        let (mut event_loop, addr) = worker_loop_with(mode, slow, slot);
+        // Both connected, their requests sent, before the loop turns: it
+        // accepts both in one batch and drives them one after the other.
+        let clients: Vec<ClientStream> = (0..2)
+            .map(|_| {
+                let mut client = ClientStream::connect(addr).unwrap();
+                client
+                    .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                client
+            })
+            .collect();
+        let mut events = Events::with_capacity(64);
+        assert_eq!(event_loop.turn(&mut events).unwrap(), None);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "both requests in one turn");
+        let (first_entered, _) = seen[0];
+        let (_, beat_before_second) = seen[1];
+        assert!(
+            beat_before_second >= first_entered + 150,
+            "no heartbeat between the two slow drives: {seen:?}"
+        );
+        drop(clients);
+    }
+
+    #[test]
+    fn process_mode_heartbeats_between_slow_turns() {
+        heartbeats_between_slow_turns(Mode::Process);
+    }
+
+    #[test]
+    fn thread_loops_mode_heartbeats_between_slow_turns() {
+        heartbeats_between_slow_turns(Mode::ThreadLoops);
     }
 }

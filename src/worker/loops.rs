@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::connection::ServeCtx;
 use super::event_loop::EventLoop;
 use super::{Control, Lifecycle, TICK};
-use crate::scoreboard::{Slot, mono_ms, set_serving_thread};
+use crate::scoreboard::{Slot, set_serving_thread};
 use std::os::fd::AsRawFd;
 
 const SIGNALS: Token = Token(0);
@@ -52,9 +52,7 @@ impl LoopControl {
     /// word. (Exiting at once is the main thread's business: it ends the
     /// process.)
     pub(crate) fn check(&self, row: usize, ctx: &ServeCtx) -> Control {
-        ctx.slot.rows[row]
-            .heartbeat_mono_ms
-            .store(mono_ms(), Ordering::Relaxed);
+        ctx.slot.rows[row].heartbeat();
         if self.draining.load(Ordering::Acquire) {
             Control::Drain
         } else {

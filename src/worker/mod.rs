@@ -201,6 +201,11 @@ impl Lifecycle {
         self.slot.set_state(SlotState::Ready);
     }
 
+    /// Heartbeats alone, between the checks (after a slow turn).
+    pub(crate) fn heartbeat(&self) {
+        self.slot.heartbeat();
+    }
+
     /// Heartbeats and decides whether to keep running, drain, or exit.
     /// Called on every signal wake-up and at least every [`TICK`].
     pub(crate) fn check(&mut self, now: Instant) -> Control {

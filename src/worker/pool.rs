@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
@@ -130,7 +129,9 @@ impl PoolThread {
         while let Ok(Job { key, mut conn }) = self.jobs.recv() {
             // `drive` catches panics, the handler's and its own: a bug in
             // the connection code loses that connection, not this thread.
-            let next = conn.drive(&self.ctx, Instant::now());
+            // One turn: a connection that yielded comes back here too,
+            // and the loop puts it behind those already waiting.
+            let next = conn.drive(&self.ctx);
             if self.done.send(Done { key, conn, next }).is_err() {
                 return;
             }

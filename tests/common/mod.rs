@@ -417,7 +417,7 @@ impl Client {
 
     /// GET `path` with Host and keep-alive; returns the response.
     pub fn get(&mut self, path: &str) -> Response {
-        self.request(&format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
+        self.request(&format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"))
     }
 
     pub fn request(&mut self, raw: &str) -> Response {

@@ -5,10 +5,14 @@
 //! neither `..` inside a symlink nor a symlink pointing elsewhere can leave
 //! the root, whatever renames race with us. Absolute symlinks are refused
 //! even when they point inside the root, because `RESOLVE_BENEATH` refuses
-//! them. On a kernel without `openat2` (before 5.6, or a seccomp filter
-//! answering ENOSYS) it falls back to canonicalising the path and checking
-//! its prefix, which a concurrent symlink swap could race, but which still
-//! refuses every plain escape.
+//! them. Where `openat2` can't be used (a kernel before 5.6 answers
+//! ENOSYS; a seccomp profile that doesn't know it answers ENOSYS or EPERM,
+//! as container runtimes' defaults have done) it falls back to
+//! canonicalising the path and checking its prefix, which a concurrent
+//! symlink swap could race (a symlink swapped in between the check and
+//! the open is followed), but which still refuses every plain escape.
+//! EPERM can also be one file's own answer, so it switches to the fallback
+//! only if `openat2` of the root itself fails the same way.
 //!
 //! What it doesn't: decode or vet request paths (see `path`), or decide what
 //! an error means to a client: it hands back the kernel's `Errno` (EXDEV for
@@ -31,8 +35,8 @@ pub(crate) struct ConfinedRoot {
     fd: OwnedFd,
     /// The canonical root path, only used by the no-`openat2` fallback.
     canonical: PathBuf,
-    /// Set once `openat2` answered ENOSYS, so we stop trying it. Atomic
-    /// because thread-mode pool threads share one root.
+    /// Set once `openat2` turned out unusable, so we stop trying it.
+    /// Atomic because thread-mode pool threads share one root.
     no_openat2: AtomicBool,
 }
 
@@ -65,8 +69,11 @@ impl ConfinedRoot {
                     // EAGAIN: a concurrent rename kept the kernel from
                     // proving the walk stayed beneath; openat2(2) says retry.
                     Err(Errno::EAGAIN | Errno::EINTR) if tries < 3 => tries += 1,
-                    Err(Errno::ENOSYS) => {
-                        log::warn!("static: openat2 unavailable, using the canonicalize fallback");
+                    Err(err @ (Errno::ENOSYS | Errno::EPERM)) if self.openat2_refused() => {
+                        log::warn!(
+                            "static: openat2 refused ({err}: an old kernel or a seccomp \
+                             filter), using the canonicalize fallback"
+                        );
                         self.no_openat2.store(true, Ordering::Relaxed);
                         break;
                     }
@@ -75,6 +82,16 @@ impl ConfinedRoot {
             }
         }
         self.open_canonical(rel, flags)
+    }
+
+    /// Whether `openat2` fails for the root itself, which it may always
+    /// open: then the system refuses the call, not the file.
+    fn openat2_refused(&self) -> bool {
+        let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC);
+        matches!(
+            fcntl::openat2(&self.fd, ".", how),
+            Err(Errno::ENOSYS | Errno::EPERM)
+        )
     }
 
     /// The fallback for kernels without `openat2`: resolve every symlink
@@ -128,6 +145,79 @@ mod tests {
             symlink(&target, root.path.join("abs-link")).unwrap();
             assert_eq!(get(&sf, "/abs-link").status, 404);
         }
+    }
+
+    /// Runs `f` on a thread of its own whose `openat2` calls fail with
+    /// `errno`, as under a seccomp profile that doesn't know the call: a
+    /// real seccomp filter, which binds only the thread that installs it.
+    fn with_openat2_failing<T: Send>(errno: Errno, f: impl FnOnce() -> T + Send) -> T {
+        let stmt = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let program = [
+            // Load the syscall number (offset 0 of struct seccomp_data).
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+            libc::sock_filter {
+                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 1,
+                k: libc::SYS_openat2 as u32,
+            },
+            stmt(
+                libc::BPF_RET | libc::BPF_K,
+                libc::SECCOMP_RET_ERRNO | errno as u32,
+            ),
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        ];
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let fprog = libc::sock_fprog {
+                        len: program.len() as u16,
+                        filter: program.as_ptr() as *mut libc::sock_filter,
+                    };
+                    // SAFETY: prctl with integer arguments, then a pointer to
+                    // a filter program that outlives the call (the kernel
+                    // copies it). Without TSYNC the filter binds only this
+                    // thread, which ends with `f`.
+                    let installed = unsafe {
+                        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                            && libc::prctl(
+                                libc::PR_SET_SECCOMP,
+                                libc::SECCOMP_MODE_FILTER,
+                                &fprog as *const libc::sock_fprog,
+                            ) == 0
+                    };
+                    assert!(installed, "seccomp: {}", io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn a_seccomp_filter_refusing_openat2_falls_back() {
+        let root = TempRoot::new();
+        for errno in [Errno::EPERM, Errno::ENOSYS] {
+            let sf = StaticFiles::open(&root.path).unwrap();
+            let (status, body, escape) = with_openat2_failing(errno, || {
+                let mut hello = get(&sf, "/hello.txt");
+                let escape = sf.root.open_beneath(b"link-outside/passwd");
+                (hello.status, body_bytes(&mut hello), escape.unwrap_err())
+            });
+            assert_eq!((status, body.as_slice()), (200, HELLO), "{errno}");
+            assert!(sf.root.no_openat2.load(Ordering::Relaxed), "{errno}");
+            // The fallback still refuses escapes.
+            assert_eq!(escape, Errno::EXDEV, "{errno}");
+        }
+        // Out of the filter's thread, openat2 works and is kept.
+        let sf = StaticFiles::open(&root.path).unwrap();
+        assert_eq!(get(&sf, "/hello.txt").status, 200);
+        assert!(!sf.root.no_openat2.load(Ordering::Relaxed));
     }
 
     #[test]

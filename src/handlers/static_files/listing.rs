@@ -6,8 +6,8 @@
 //! names HTML-escaped, hrefs percent-encoded and times in UTC.
 //!
 //! What it doesn't: decide when a listing is shown (the request flow in
-//! `mod.rs` tries `index.html` first), hide dotfiles, paginate, or sort by
-//! anything the client asks for.
+//! `mod.rs` tries `index.html` first) or which entries it shows (the flow
+//! leaves dotfiles out), paginate, or sort by anything the client asks for.
 
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -22,7 +22,7 @@ use super::{Kind, kind};
 /// One row of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
-    name: Vec<u8>,
+    pub(crate) name: Vec<u8>,
     is_dir: bool,
     size: u64,
     mtime: i64,
@@ -194,13 +194,13 @@ mod tests {
             assert!(html.contains("caf\u{FFFD}.txt"), "{html}");
             assert!(html.contains("q&quot;&#39;.txt"), "{html}");
             assert!(html.contains("href=\"sub/\">sub/</a>"), "{html}");
-            assert!(html.contains("href=\".hidden\""), "dotfiles are listed");
+            assert!(!html.contains("hidden"), "dotfiles are not listed");
             assert!(html.contains(&format!("<td class=\"n\">{}</td>", HELLO.len())));
             // Directories (evil.com, site, sub) before files, each by name.
             let pos = |needle: &str| html.find(needle).unwrap();
             assert!(pos("href=\"evil.com/\"") < pos("href=\"site/\""));
-            assert!(pos("href=\"sub/\"") < pos("href=\".hidden\""));
-            assert!(pos("href=\".hidden\"") < pos("href=\"hello.txt\""));
+            assert!(pos("href=\"sub/\"") < pos("href=\"a%26b%20%3Cc%3E.txt\""));
+            assert!(pos("href=\"a%26b%20%3Cc%3E.txt\"") < pos("href=\"hello.txt\""));
             // Symlinks are listed as themselves, never followed.
             assert!(html.contains("href=\"link-outside\""), "{html}");
             assert!(!html.contains("href=\"link-outside/\""), "{html}");

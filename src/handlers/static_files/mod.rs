@@ -1,7 +1,9 @@
 //! Static files under one root directory, served for GET and HEAD.
 //!
 //! What it does: the request flow. A request path is decoded and vetted
-//! (`path`), then opened beneath the root (`confined`: `openat2` with
+//! (`path`; dotfiles and dot-directories, which hold secrets such as
+//! `.env` and `.git/config`, are 404 and left out of listings unless
+//! `show_hidden`, except `/.well-known/`), then opened beneath the root (`confined`: `openat2` with
 //! `RESOLVE_BENEATH`, or a canonicalising fallback), and what was opened
 //! decides the answer. Regular files get validators and conditional 304s
 //! (`validators`) and single byte ranges (`range`, 206/416), and are
@@ -19,7 +21,7 @@ mod listing;
 mod path;
 mod range;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod validators;
 
 use std::borrow::Cow;
@@ -36,7 +38,7 @@ use nix::sys::stat::{self, FileStat, SFlag};
 use crate::http::{Body, Request, Response};
 use confined::ConfinedRoot;
 use listing::{read_entries, render_listing};
-use path::{child, decode_path, file_name};
+use path::{child, decode_path, file_name, is_hidden};
 use range::{ByteRange, parse_range};
 use validators::{Validators, if_range_allows, not_modified};
 
@@ -44,14 +46,25 @@ use validators::{Validators, if_range_allows, not_modified};
 pub(crate) struct StaticFiles {
     /// Every lookup is resolved beneath this root.
     root: ConfinedRoot,
+    /// Serve and list dotfiles and dot-directories.
+    show_hidden: bool,
 }
 
 impl StaticFiles {
     /// Opens the root directory once; every lookup is resolved beneath it.
+    /// Dotfiles are hidden.
     pub(crate) fn open(root: &Path) -> io::Result<StaticFiles> {
         Ok(StaticFiles {
             root: ConfinedRoot::open(root)?,
+            show_hidden: false,
         })
+    }
+
+    /// Serves (and lists) dotfiles and dot-directories too when `show` is
+    /// true (builder style).
+    pub(crate) fn show_hidden(mut self, show: bool) -> StaticFiles {
+        self.show_hidden = show;
+        self
     }
 
     /// Answers a GET or HEAD request (the router handles other methods).
@@ -68,6 +81,9 @@ impl StaticFiles {
             Ok(rel) => rel,
             Err(status) => return Response::error(status),
         };
+        if !self.show_hidden && is_hidden(&rel) {
+            return Response::error(404);
+        }
         // Keep a trailing slash for the kernel: `file.txt/` is then ENOTDIR
         // (404), as it would be on any other server.
         let open_path = if path.ends_with('/') {
@@ -106,13 +122,16 @@ impl StaticFiles {
         {
             return serve_file(req, b"index.html", File::from(fd), &st);
         }
-        let entries = match read_entries(dir_fd) {
+        let mut entries = match read_entries(dir_fd) {
             Ok(entries) => entries,
             Err(err) => {
                 log::warn!("static: listing {:?}: {err}", String::from_utf8_lossy(rel));
                 return Response::error(500);
             }
         };
+        if !self.show_hidden {
+            entries.retain(|entry| !is_hidden(&child(rel, &entry.name)));
+        }
         let html = render_listing(rel, &entries);
         Response::new(200, Body::Bytes(html.into_bytes()))
             .header("Content-Type", "text/html; charset=utf-8")
@@ -294,7 +313,6 @@ mod tests {
             ("/style.css", "text/css; charset=utf-8"),
             ("/data.json", "application/json; charset=utf-8"),
             ("/blob.bin", "application/octet-stream"),
-            ("/.hidden", "application/octet-stream"),
             ("/site/index.html", "text/html; charset=utf-8"),
         ] {
             assert_eq!(
@@ -395,6 +413,63 @@ mod tests {
         assert_eq!(get(&sf, "/caf%e9.txt").status, 200);
         assert_eq!(get(&sf, "/a%26b%20%3Cc%3E.txt").status, 200);
         assert_eq!(get(&sf, "/a&b%20%3Cc%3E.txt").status, 200);
+    }
+
+    #[test]
+    fn dotfiles_are_404_and_unlisted_unless_shown() {
+        let root = TempRoot::new();
+        std::fs::create_dir(root.path.join(".git")).unwrap();
+        std::fs::write(root.path.join(".git/config"), b"token").unwrap();
+        std::fs::write(root.path.join("sub/.env"), b"SECRET=1").unwrap();
+        std::fs::create_dir_all(root.path.join(".well-known/acme")).unwrap();
+        std::fs::write(root.path.join(".well-known/security.txt"), b"x").unwrap();
+        std::fs::write(root.path.join(".well-known/.private"), b"x").unwrap();
+        std::fs::create_dir(root.path.join("sub/.well-known")).unwrap();
+        std::fs::write(root.path.join("sub/.well-known/x"), b"x").unwrap();
+        let [hiding, fallback] = root.servers();
+        for sf in [hiding, fallback] {
+            for target in [
+                "/.hidden",
+                "/%2ehidden",
+                "/.git/config",
+                "/.git/",
+                "/.git",
+                "/sub/.env",
+                "/sub//.env",
+                "/./.hidden",
+                "/.well-known/.private",
+                "/sub/.well-known/x",
+            ] {
+                assert_eq!(get(&sf, target).status, 404, "{target}");
+            }
+            let mut security = get(&sf, "/.well-known/security.txt");
+            assert_eq!(security.status, 200);
+            assert_eq!(body_text(&mut security), "x");
+            assert_eq!(get(&sf, "/.well-known").status, 301);
+            let html = body_text(&mut get(&sf, "/"));
+            assert!(
+                !html.contains(".hidden") && !html.contains(".git"),
+                "{html}"
+            );
+            assert!(html.contains("href=\".well-known/\""), "{html}");
+            let html = body_text(&mut get(&sf, "/sub/"));
+            assert!(
+                !html.contains(".env") && !html.contains(".well-known"),
+                "{html}"
+            );
+            let html = body_text(&mut get(&sf, "/.well-known/"));
+            assert!(
+                html.contains("acme/") && !html.contains(".private"),
+                "{html}"
+            );
+        }
+        let shown = StaticFiles::open(&root.path).unwrap().show_hidden(true);
+        let mut env = get(&shown, "/sub/.env");
+        assert_eq!(body_text(&mut env), "SECRET=1");
+        assert_eq!(get(&shown, "/.git/config").status, 200);
+        let html = body_text(&mut get(&shown, "/"));
+        assert!(html.contains("href=\".hidden\""), "{html}");
+        assert!(html.contains("href=\".git/\""), "{html}");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! What it does: percent-decodes the path and refuses traversal tricks early
 //! (`..`, encoded slashes, backslashes, NUL), so the kernel only ever sees a
-//! plain relative path; plus the two byte-path helpers the request flow
-//! needs (`child`, `file_name`).
+//! plain relative path; tells dotfiles apart (`is_hidden`); plus the two
+//! byte-path helpers the request flow needs (`child`, `file_name`).
 //!
 //! What it doesn't: touch the file system. Symlinks and races are the
 //! confined open's job; this only keeps the obviously wrong out.
@@ -58,6 +58,20 @@ pub(crate) fn decode_path(path: &str) -> Result<Vec<u8>, u16> {
         rel.push(b'.');
     }
     Ok(rel)
+}
+
+/// Whether a decoded relative path is, or is inside, a dotfile or a
+/// dot-directory, other than `.well-known` at the root (RFC 8615: ACME
+/// challenges, `security.txt`). Empty and `.` segments don't count.
+pub(crate) fn is_hidden(rel: &[u8]) -> bool {
+    let mut segments = rel
+        .split(|&b| b == b'/')
+        .filter(|segment| !segment.is_empty() && *segment != b".");
+    let dotted = |segment: &[u8]| segment.first() == Some(&b'.');
+    match segments.next() {
+        None => false,
+        Some(first) => (dotted(first) && first != b".well-known") || segments.any(dotted),
+    }
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -156,6 +170,35 @@ mod tests {
     }
 
     #[test]
+    fn hidden_paths() {
+        for rel in [
+            ".env",
+            ".git/config",
+            "a/.env",
+            "a/.b/c",
+            "./.env",
+            ".well-known/.x",
+            "a/.well-known",
+            "a/.well-known/x",
+            ".well-knownx",
+        ] {
+            assert!(is_hidden(rel.as_bytes()), "{rel}");
+        }
+        for rel in [
+            ".",
+            "./",
+            "a",
+            "a/b.c",
+            "a./b",
+            ".well-known",
+            ".well-known/acme-challenge/t",
+            "./.well-known/",
+        ] {
+            assert!(!is_hidden(rel.as_bytes()), "{rel}");
+        }
+    }
+
+    #[test]
     fn child_and_file_name() {
         assert_eq!(child(b"a/b", b"index.html"), b"a/b/index.html");
         assert_eq!(child(b".", b"index.html"), b"./index.html");
@@ -170,7 +213,7 @@ mod tests {
         let root = TempRoot::new();
         let sf = StaticFiles::open(&root.path).unwrap();
         for target in [
-            "/%", "/%%", "/%%%", "/%e2%82", "/%ff%fe", "/\u{e9}", "/?", "/??", "/#x", "/%2e", "/.",
+            "/%", "/%%", "/%%%", "/%e2%82", "/%ff%fe", "/%c3%a9", "/?", "/??", "/#x", "/%2e", "/.",
             "/./.", "/sub/.", "/~", "/%7e",
         ] {
             let resp = get(&sf, target);

@@ -15,10 +15,16 @@
 //! is caught by [`Connection::drive`], for both schedulers alike: the
 //! connection is logged and closed, the worker lives on.
 //!
-//! Fairness: one `drive` serves at most [`REQUESTS_PER_DRIVE`] requests and
-//! reads at most [`READ_BUDGET`] bytes, then returns [`Next::Yield`], so a
-//! client that pipelines or uploads without end can't hold the event loop
-//! (process mode) or a pool thread (thread mode).
+//! Fairness: one `drive` is one [`turn`]: at most
+//! [`REQUESTS_PER_TURN`](turn::REQUESTS_PER_TURN) requests, no further
+//! request once its requests have taken
+//! [`TIME_PER_TURN`](turn::TIME_PER_TURN), at most
+//! [`READ_BUDGET`](turn::READ_BUDGET) bytes read. Then it writes
+//! what it has answered and returns [`Next::Yield`], so a client that
+//! pipelines slow requests, or pipelines or uploads without end, can't hold
+//! the event loop (process and thread-loops mode) or a pool thread (thread
+//! mode) for more than one slow request, and the answers it was given
+//! reach it while it waits for the next turn.
 //!
 //! Timers (one deadline per connection, swept by the event loop; computed
 //! in [`timers`]):
@@ -31,7 +37,9 @@
 //!   second per [`MIN_BODY_RATE`](timers::MIN_BODY_RATE) bytes received
 //!   (Apache mod_reqtimeout's `body=20,MinRate=500`): an upload at a sane
 //!   rate is never cut, a trickle is;
-//! - write: [`SEND_TIMEOUT`](timers::SEND_TIMEOUT) without progress.
+//! - write: `send_timeout` since the last drive that wrote a byte; a
+//!   client that sends but never reads can't extend it (nginx
+//!   `send_timeout`).
 //!
 //! Lingering close (nginx `lingering_close`, in [`linger`]): closing a
 //! socket with unread input makes the kernel send a reset, which can
@@ -47,11 +55,14 @@
 //! answer), [`write_queue`] (output: batching, `sendfile`), [`timers`],
 //! [`linger`]; this file ties them into the request cycle.
 
+#[cfg(test)]
+mod fuzz;
 mod head;
 mod linger;
 mod read_buffer;
 mod respond;
 mod timers;
+mod turn;
 mod write_queue;
 
 use std::io::{self, Write};
@@ -73,14 +84,8 @@ use read_buffer::ReadBuffer;
 use respond::Delayed;
 pub(crate) use timers::DRAIN_IDLE_GRACE;
 use timers::{Progress, Timeouts, Timer, Timers};
+use turn::Turn;
 use write_queue::WriteQueue;
-
-/// Most requests served in one `drive` call before yielding to other
-/// connections (fairness against a client that pipelines without end).
-const REQUESTS_PER_DRIVE: u32 = 64;
-/// Most bytes read in one `drive` call before yielding (fairness against a
-/// client that sends without end: an upload, a stream of tiny chunks).
-const READ_BUDGET: usize = 256 * 1024;
 
 /// What the worker shares with every connection it serves.
 pub(crate) struct ServeCtx {
@@ -91,6 +96,8 @@ pub(crate) struct ServeCtx {
     max_body_bytes: u64,
     keepalive_timeout: Duration,
     header_timeout: Duration,
+    /// How long a write may make no progress (`send_timeout`).
+    send_timeout: Duration,
     access_log: bool,
     /// Set when the worker stops: every response then closes its connection.
     pub(crate) draining: AtomicBool,
@@ -107,6 +114,7 @@ impl ServeCtx {
             max_body_bytes: config.max_body_bytes,
             keepalive_timeout: config.keepalive_timeout,
             header_timeout: config.header_timeout,
+            send_timeout: config.send_timeout,
             access_log: config.access_log,
             draining: AtomicBool::new(false),
             pid: std::process::id(),
@@ -121,6 +129,7 @@ impl ServeCtx {
         Timeouts {
             keepalive: self.keepalive_timeout,
             header: self.header_timeout,
+            send: self.send_timeout,
             draining: self.is_draining(),
         }
     }
@@ -172,10 +181,18 @@ pub(crate) struct Connection {
     /// (parked between requests, not being driven).
     slot: &'static Slot,
     counted_idle: bool,
+    /// When the last drive ended (read once, at its end).
+    driven_at: Instant,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, ctx: &ServeCtx, now: Instant) -> Connection {
+    /// A connection just accepted from `peer`.
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: Option<std::net::SocketAddr>,
+        ctx: &ServeCtx,
+        now: Instant,
+    ) -> Connection {
         ctx.slot.connections.fetch_add(1, Ordering::Relaxed);
         Connection {
             stream,
@@ -183,7 +200,11 @@ impl Connection {
             input: ReadBuffer::new(ctx.max_header_bytes + 1024),
             head: HeadScan::default(),
             output: WriteQueue::new(),
-            req: Request::default(),
+            // Parsing never touches `peer`: it stays for every request.
+            req: Request {
+                peer,
+                ..Request::default()
+            },
             body: None,
             delayed: None,
             close_after_write: false,
@@ -193,6 +214,7 @@ impl Connection {
             timers: Timers::new(now, ctx.header_timeout),
             slot: ctx.slot,
             counted_idle: false,
+            driven_at: now,
         }
     }
 
@@ -233,13 +255,15 @@ impl Connection {
         }
     }
 
-    /// Serves as much as the socket allows; see [`Next`].
+    /// Serves one turn, as much as the socket allows; see [`Next`]. It
+    /// reads the clock once at its end ([`Connection::driven_at`]), which
+    /// its new deadline is measured from.
     ///
     /// The one `catch_unwind` around the connection code, whichever
     /// scheduler calls: a panic here is a bug in this connection's
     /// handling, so it costs this connection (closed, logged) and nothing
     /// else, in both modes.
-    pub(crate) fn drive(&mut self, ctx: &ServeCtx, now: Instant) -> Next {
+    pub(crate) fn drive(&mut self, ctx: &ServeCtx) -> Next {
         // Being driven is being busy, whatever comes of it.
         self.count_idle(false);
         let next = catch_unwind(AssertUnwindSafe(|| {
@@ -247,6 +271,8 @@ impl Connection {
                 Some(_) => self.discard(),
                 None => self.work(ctx),
             };
+            let now = Instant::now();
+            self.driven_at = now;
             self.set_deadline(ctx, next, now);
             next
         }))
@@ -259,6 +285,12 @@ impl Connection {
         });
         self.count_idle(next == Next::Read { idle: true });
         next
+    }
+
+    /// When the last drive ended: a clock reading the caller may reuse (a
+    /// loop heartbeats by it between connections).
+    pub(crate) fn driven_at(&self) -> Instant {
+        self.driven_at
     }
 
     /// Keeps the worker's idle-connection gauge: two relaxed atomic
@@ -274,8 +306,7 @@ impl Connection {
     }
 
     fn work(&mut self, ctx: &ServeCtx) -> Next {
-        let mut budget = REQUESTS_PER_DRIVE;
-        let mut read = 0;
+        let mut turn = Turn::default();
         loop {
             // 0. A held response goes first, once due; until then nothing
             // behind it may be answered (responses stay in order).
@@ -310,7 +341,8 @@ impl Connection {
                     }
                     self.body = None;
                 }
-                if budget == 0 {
+                // Between requests: has this turn had its share?
+                if !self.input.is_empty() && !turn.may_serve() {
                     break;
                 }
                 match self.head.next(
@@ -320,18 +352,19 @@ impl Connection {
                     &mut self.req,
                 ) {
                     Ok(true) => {
-                        budget -= 1;
-                        self.serve(ctx);
+                        let started = turn.start_request();
+                        self.serve(ctx, started);
                     }
                     Ok(false) => {
                         need_input = true;
                         break;
                     }
                     Err(err) => {
-                        // The head is unusable: its answer must not follow
-                        // the method or version of the previous request
-                        // (after a HEAD, an error would lose its body).
-                        self.req.method = Method::Get;
+                        // The head is unusable: its answer follows its own
+                        // method as far as it was sent (a HEAD gets no
+                        // body), never the method or version of the
+                        // previous request.
+                        self.req.method = method_sent(self.input.pending());
                         self.req.http10 = false;
                         self.queue_error(ctx, err);
                         break;
@@ -353,7 +386,7 @@ impl Connection {
             if self.close_after_write {
                 return self.close();
             }
-            if budget == 0 {
+            if turn.is_over() {
                 return Next::Yield;
             }
             if !need_input {
@@ -364,7 +397,7 @@ impl Connection {
             if self.eof {
                 return Next::Close;
             }
-            if read >= READ_BUDGET {
+            if !turn.may_read() {
                 return Next::Yield;
             }
             match self.input.fill(&mut self.stream) {
@@ -372,7 +405,7 @@ impl Connection {
                     // The client closed its side; queued answers were sent above.
                     self.eof = true;
                 }
-                Ok(n) => read += n,
+                Ok(n) => turn.count_read(n),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     return Next::Read {
                         idle: self.is_idle(),
@@ -390,6 +423,7 @@ impl Connection {
         let progress = Progress {
             body_received: self.body.as_ref().map(BodyReader::received),
             due: self.delayed.as_ref().and_then(|d| d.response.not_before),
+            wrote: self.output.take_progress(),
         };
         self.timers.after_drive(next, progress, ctx.timeouts(), now);
     }
@@ -441,7 +475,9 @@ impl Connection {
         let response = Response::error(408);
         let mut out = Vec::with_capacity(256);
         with_http_date(|date| response.write_head(&mut out, date, false, false));
-        if let Body::Bytes(body) = &response.body {
+        if let Body::Bytes(body) = &response.body
+            && method_sent(self.input.pending()) != Method::Head
+        {
             out.extend_from_slice(body);
         }
         // Best effort, never blocking: the client is already too slow.
@@ -453,6 +489,17 @@ impl Connection {
             }
             _ => false,
         }
+    }
+}
+
+/// The method of a request head that could not be parsed, as far as its
+/// bytes tell: HEAD if its request line starts with the HEAD token (its
+/// answer then has no body, RFC 9110 section 9.3.2), else GET (any other
+/// method's error answer has a body).
+fn method_sent(head: &[u8]) -> Method {
+    match head.starts_with(b"HEAD ") {
+        true => Method::Head,
+        false => Method::Get,
     }
 }
 
@@ -499,15 +546,39 @@ pub(crate) mod tests {
     pub(super) fn accepted(
         handler: impl Handler + 'static,
     ) -> (Connection, ServeCtx, ClientStream) {
+        accepted_with_window(handler, None)
+    }
+
+    /// As [`accepted`], the client's receive buffer and the server's send
+    /// buffer set to `window` bytes (the client's before it connects, so
+    /// its TCP window is that small from the start).
+    pub(super) fn accepted_with_window(
+        handler: impl Handler + 'static,
+        window: Option<usize>,
+    ) -> (Connection, ServeCtx, ClientStream) {
         let mut config = crate::config::defaults();
         config.access_log = false;
         let slot = Scoreboard::new(1).unwrap().slot(0);
         let ctx = ServeCtx::new(&config, Box::new(handler), slot);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = ClientStream::connect(listener.local_addr().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        if let Some(window) = window {
+            socket.set_recv_buffer_size(window).unwrap();
+        }
+        socket.connect(&addr.into()).unwrap();
+        let client = ClientStream::from(socket);
         let (stream, _) = listener.accept().unwrap();
+        if let Some(window) = window {
+            // Fixed, or the kernel grows it as acknowledgements come in.
+            socket2::SockRef::from(&stream)
+                .set_send_buffer_size(window)
+                .unwrap();
+        }
         stream.set_nonblocking(true).unwrap();
-        let conn = Connection::new(TcpStream::from_std(stream), &ctx, Instant::now());
+        let peer = stream.peer_addr().ok();
+        let conn = Connection::new(TcpStream::from_std(stream), peer, &ctx, Instant::now());
         (conn, ctx, client)
     }
 
@@ -525,7 +596,7 @@ pub(crate) mod tests {
         client.shutdown(std::net::Shutdown::Write).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let next = loop {
-            match conn.drive(ctx, Instant::now()) {
+            match conn.drive(ctx) {
                 Next::Read { .. } | Next::Yield => {}
                 other => break other,
             }
@@ -557,7 +628,7 @@ pub(crate) mod tests {
         client.write_all(request.as_bytes()).unwrap();
         let mut ready = [PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN)];
         poll(&mut ready, PollTimeout::from(10_000u16)).unwrap();
-        assert_eq!(conn.drive(&ctx, Instant::now()), Next::Close);
+        assert_eq!(conn.drive(&ctx), Next::Close);
         assert_eq!(ctx.slot.busy_threads(), 0, "the busy mark was cleared");
         drop(conn);
         let mut answer = String::new();
@@ -575,7 +646,7 @@ pub(crate) mod tests {
             .unwrap();
         let mut ready = [PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN)];
         poll(&mut ready, PollTimeout::from(10_000u16)).unwrap();
-        assert_eq!(conn.drive(&ctx, Instant::now()), Next::Read { idle: true });
+        assert_eq!(conn.drive(&ctx), Next::Read { idle: true });
         assert!(conn.is_idle());
         assert_eq!(ctx.slot.idle_connections.load(Ordering::Relaxed), 1);
         assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), 2);
@@ -593,6 +664,144 @@ pub(crate) mod tests {
         }
         let answers = String::from_utf8_lossy(&answers[..got]);
         assert_eq!(answers.matches("HTTP/1.1 200 ").count(), 2, "{answers}");
+    }
+
+    /// Answers with its own target as the body; `/slow?ms=N` first sleeps
+    /// N ms (a slow handler: the busy mark is set meanwhile); `/big` is
+    /// 16 MiB, more than the socket buffers hold.
+    struct Echo;
+
+    impl Handler for Echo {
+        fn handle(&self, req: &Request) -> Response {
+            if let Some(ms) = req.query_param("ms").and_then(|ms| ms.parse().ok()) {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            if req.path() == "/big" {
+                return Response::new(200, Body::Bytes(vec![b'x'; 16 << 20]));
+            }
+            Response::new(200, Body::Bytes(req.target.clone().into_bytes()))
+        }
+    }
+
+    /// Waits (bounded) until the connection's socket has input.
+    fn wait_readable(conn: &Connection) {
+        let mut ready = [PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN)];
+        poll(&mut ready, PollTimeout::from(10_000u16)).unwrap();
+    }
+
+    /// Everything the client can read right now, without waiting.
+    fn read_now(client: &mut ClientStream) -> String {
+        client.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0; 4096];
+        while let Ok(n @ 1..) = client.read(&mut chunk) {
+            got.extend_from_slice(&chunk[..n]);
+        }
+        client.set_nonblocking(false).unwrap();
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[test]
+    fn a_turn_serves_one_slow_request_sends_its_answer_and_yields() {
+        let (mut conn, ctx, mut client) = accepted(Echo);
+        let slow = |n| format!("GET /slow?ms=60&n={n} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let pipelined = format!("{}{}{}", slow(1), slow(2), slow(3));
+        client.write_all(pipelined.as_bytes()).unwrap();
+        wait_readable(&conn);
+        for n in 1..=3 {
+            let next = conn.drive(&ctx);
+            let expected = match n {
+                3 => Next::Read { idle: true },
+                _ => Next::Yield,
+            };
+            assert_eq!(next, expected, "after request {n}");
+            assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), n);
+            // The pool thread (or loop) that drove it is free: the busy
+            // mark covered one request, and the answer is already out.
+            assert_eq!(ctx.slot.busy_threads(), 0);
+            let answer = read_now(&mut client);
+            assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+            assert!(answer.ends_with(&format!("&n={n}")), "{answer}");
+        }
+    }
+
+    #[test]
+    fn quick_pipelined_requests_share_one_turn() {
+        let (mut conn, ctx, mut client) = accepted(Echo);
+        let pipelined = "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20);
+        client.write_all(pipelined.as_bytes()).unwrap();
+        wait_readable(&conn);
+        assert_eq!(conn.drive(&ctx), Next::Read { idle: true });
+        assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), 20);
+    }
+
+    #[test]
+    fn a_malformed_head_answer_follows_its_own_method() {
+        // An unparsable HEAD gets its error without a body (the length of
+        // the one a GET would get); an unparsable GET after a HEAD gets its
+        // body.
+        let bad_field = "Bad Field\r\n\r\n";
+        let (conn, ctx, client) = accepted(Echo);
+        let request = format!("GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\n{bad_field}");
+        let (_, answers) = exchange(conn, &ctx, client, request.as_bytes());
+        let (_, error) = answers.split_once("/a").unwrap();
+        assert!(error.starts_with("HTTP/1.1 400 "), "{answers}");
+        assert!(
+            error.to_ascii_lowercase().contains("content-length: "),
+            "{error}"
+        );
+        assert!(
+            error.ends_with("\r\n\r\n"),
+            "a HEAD answer has no body: {error}"
+        );
+        let (conn, ctx, client) = accepted(Echo);
+        let request = format!("HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n{bad_field}");
+        let (_, answers) = exchange(conn, &ctx, client, request.as_bytes());
+        let error = &answers[answers.rfind("HTTP/1.1 ").unwrap()..];
+        assert!(error.starts_with("HTTP/1.1 400 "), "{answers}");
+        assert!(error.trim_end().ends_with("invalid header name"), "{error}");
+        assert_eq!(method_sent(b"HEAD / HTTP/1.1\r\n"), Method::Head);
+        assert_eq!(method_sent(b"HEADER / HTTP/1.1\r\n"), Method::Get);
+    }
+
+    #[test]
+    fn only_written_bytes_move_the_write_deadline() {
+        let (mut conn, ctx, mut client) = accepted_with_window(Echo, Some(4096));
+        client
+            .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        wait_readable(&conn);
+        assert_eq!(conn.drive(&ctx), Next::Write, "16 MiB fill the socket");
+        // The client sends a byte now and then (each an event: the loop
+        // drives it) but reads nothing. Its first ones may still open its
+        // window a little (bytes go out, the deadline moves), then the
+        // socket is full for good and the deadline stands.
+        let mut stuck = conn.deadline();
+        let mut unmoved = 0;
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(10));
+            client.write_all(b"G").unwrap();
+            wait_readable(&conn);
+            assert_eq!(conn.drive(&ctx), Next::Write);
+            unmoved = if conn.deadline() == stuck {
+                unmoved + 1
+            } else {
+                0
+            };
+            if unmoved == 3 {
+                break;
+            }
+            stuck = conn.deadline();
+        }
+        assert_eq!(unmoved, 3, "every drive moved the write deadline");
+        // The client reads: bytes go out, the deadline moves.
+        let moved = (0..100).any(|_| {
+            read_now(&mut client);
+            std::thread::sleep(Duration::from_millis(10));
+            assert_eq!(conn.drive(&ctx), Next::Write);
+            conn.deadline() > stuck
+        });
+        assert!(moved, "reading did not move the write deadline");
     }
 
     #[test]

@@ -23,9 +23,9 @@ pub(super) struct Delayed {
 }
 
 impl Connection {
-    /// Handles the parsed request and queues its response.
-    pub(super) fn serve(&mut self, ctx: &ServeCtx) {
-        let started = Instant::now();
+    /// Handles the parsed request, which started being served at
+    /// `started`, and queues its response.
+    pub(super) fn serve(&mut self, ctx: &ServeCtx, started: Instant) {
         let body = match BodyReader::new(self.req.body, ctx.max_body_bytes, ctx.max_header_bytes) {
             Ok(body) => body,
             Err(err) => return self.queue_error(ctx, err),

@@ -14,9 +14,6 @@ use super::linger::LINGER_TIMEOUT;
 /// Bytes per second a request body must average to earn more time than
 /// `header_timeout` (mod_reqtimeout's default `MinRate`).
 pub(super) const MIN_BODY_RATE: u64 = 500;
-/// A write that makes no progress for this long closes the connection
-/// (nginx `send_timeout` is 60 s; a dev server can give up sooner).
-pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// While draining, an idle keep-alive connection is closed after this
 /// grace, so a request already on the wire still gets its answer.
 pub(crate) const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(500);
@@ -32,7 +29,7 @@ pub(super) enum Timer {
     Due,
     /// It yielded with work pending and is on the ready list: no client
     /// timeout applies until it is driven again (within one loop turn; the
-    /// deadline, [`SEND_TIMEOUT`] away, is only a backstop).
+    /// deadline, `send_timeout` away, is only a backstop).
     Yielded,
     /// The end of a lingering close.
     Linger,
@@ -43,6 +40,8 @@ pub(super) enum Timer {
 pub(super) struct Timeouts {
     pub(super) keepalive: Duration,
     pub(super) header: Duration,
+    /// How long a write may make no progress (`send_timeout`).
+    pub(super) send: Duration,
     pub(super) draining: bool,
 }
 
@@ -53,6 +52,8 @@ pub(super) struct Progress {
     pub(super) body_received: Option<u64>,
     /// When the response held back by a timer is due, if one is.
     pub(super) due: Option<Instant>,
+    /// Whether this drive wrote any byte.
+    pub(super) wrote: bool,
 }
 
 /// The deadline and the start times it is measured from.
@@ -149,14 +150,20 @@ impl Timers {
                     (Timer::Header, started + timeouts.header)
                 }
             },
-            Next::Write => (Timer::Write, now + SEND_TIMEOUT),
+            // From the last drive that wrote something: a client that
+            // reads nothing can't extend it by sending (any event drives
+            // the connection; only written bytes are progress).
+            Next::Write if progress.wrote || self.timer != Timer::Write => {
+                (Timer::Write, now + timeouts.send)
+            }
+            Next::Write => return,
             Next::Timer => match progress.due {
                 Some(at) => (Timer::Due, at),
                 None => return,
             },
             // It has work and will be driven again soon: the idle, header or
             // body deadline it had must not close it meanwhile.
-            Next::Yield => (Timer::Yielded, now + SEND_TIMEOUT),
+            Next::Yield => (Timer::Yielded, now + timeouts.send),
             // Set once, when the linger starts: input that keeps coming
             // can't extend it.
             Next::Linger if self.timer != Timer::Linger => (Timer::Linger, now + LINGER_TIMEOUT),
@@ -175,6 +182,7 @@ mod tests {
     const TIMEOUTS: Timeouts = Timeouts {
         keepalive: Duration::from_secs(5),
         header: Duration::from_secs(10),
+        send: Duration::from_secs(30),
         draining: false,
     };
     const IDLE: Next = Next::Read { idle: true };
@@ -258,7 +266,7 @@ mod tests {
         timers.body_begun(t0);
         let body = |received| Progress {
             body_received: Some(received),
-            due: None,
+            ..Progress::default()
         };
         // Nothing received: the header timeout from the body's start.
         assert_eq!(
@@ -282,15 +290,16 @@ mod tests {
         let t0 = Instant::now();
         let mut timers = Timers::new(t0, TIMEOUTS.header);
         let none = Progress::default();
+        let send = TIMEOUTS.send;
         assert_eq!(
             after(&mut timers, Next::Write, none, t0),
-            (Timer::Write, t0 + SEND_TIMEOUT)
+            (Timer::Write, t0 + send)
         );
-        let yielded = (Timer::Yielded, t0 + SEND_TIMEOUT);
+        let yielded = (Timer::Yielded, t0 + send);
         assert_eq!(after(&mut timers, Next::Yield, none, t0), yielded);
         let due = Progress {
-            body_received: None,
             due: Some(t0 + SEC),
+            ..Progress::default()
         };
         assert_eq!(
             after(&mut timers, Next::Timer, due, t0),
@@ -304,6 +313,33 @@ mod tests {
         assert_eq!(
             after(&mut timers, Next::Close, none, t0),
             (Timer::Due, t0 + SEC)
+        );
+    }
+
+    #[test]
+    fn the_write_deadline_moves_only_when_bytes_were_written() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(t0, TIMEOUTS.header);
+        let stuck = Progress::default();
+        let wrote = Progress {
+            wrote: true,
+            ..Progress::default()
+        };
+        let send = TIMEOUTS.send;
+        // The first drive that blocks on writing starts the timer, written
+        // bytes or not.
+        let first = (Timer::Write, t0 + send);
+        assert_eq!(after(&mut timers, Next::Write, stuck, t0), first);
+        // A client that sends a byte now and then (each one drives the
+        // connection) but reads nothing: the deadline stands.
+        for n in 1..=5 {
+            assert_eq!(after(&mut timers, Next::Write, stuck, t0 + n * SEC), first);
+        }
+        // The client read some: bytes went out, the deadline moves.
+        let later = t0 + 6 * SEC;
+        assert_eq!(
+            after(&mut timers, Next::Write, wrote, later),
+            (Timer::Write, later + send)
         );
     }
 

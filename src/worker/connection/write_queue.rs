@@ -39,6 +39,9 @@ pub(super) struct WriteQueue {
     buf: Vec<u8>,
     pos: usize,
     file: Option<FileSend>,
+    /// Whether a byte was written since [`WriteQueue::take_progress`]
+    /// last asked: the write timeout runs from the last progress.
+    progress: bool,
 }
 
 impl WriteQueue {
@@ -47,6 +50,7 @@ impl WriteQueue {
             buf: Vec::with_capacity(4096),
             pos: 0,
             file: None,
+            progress: false,
         }
     }
 
@@ -87,13 +91,27 @@ impl WriteQueue {
         Ok(())
     }
 
+    /// How many bytes the buffer holds (the fuzzer checks it stays bounded).
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether any byte was written since the last call.
+    pub(super) fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progress)
+    }
+
     /// Writes queued output until done (`Ok(true)`) or the socket is full
     /// (`Ok(false)`), retrying on `EINTR`.
     pub(super) fn flush<S: Write + AsFd>(&mut self, out: &mut S) -> io::Result<bool> {
         while self.pos < self.buf.len() {
             match out.write(&self.buf[self.pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.pos += n,
+                Ok(n) => {
+                    self.pos += n;
+                    self.progress = true;
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
@@ -113,7 +131,10 @@ impl WriteQueue {
             let chunk = send.remaining.min(1 << 30) as usize;
             match nix::sys::sendfile::sendfile(&*out, &send.file, Some(&mut send.offset), chunk) {
                 Ok(0) => return Err(io::Error::other("file shrank while being sent")),
-                Ok(n) => send.remaining -= n as u64,
+                Ok(n) => {
+                    send.remaining -= n as u64;
+                    self.progress = true;
+                }
                 Err(nix::errno::Errno::EAGAIN) => return Ok(false),
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(err) => return Err(err.into()),
@@ -256,6 +277,9 @@ mod tests {
             "4 MiB fill a socket buffer"
         );
         assert!(queue.has_output());
+        assert!(queue.take_progress(), "the first bytes went out");
+        assert!(queue.flush(&mut ours).is_ok_and(|done| !done));
+        assert!(!queue.take_progress(), "a full socket is no progress");
         let mut got = Vec::new();
         let mut chunk = vec![0; 64 * 1024];
         while queue.has_output() {
