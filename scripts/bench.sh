@@ -37,8 +37,12 @@
 # --baseline); --workers N changes every "2" above. --file-size 1m serves a
 # 1 MiB file (the large-file target). Each forkpool row also gives the
 # accept fairness (Jain's index over workers, or over loops in
-# thread-loops, of the connections accepted in all rounds). The ratios
-# issue 12's targets are about print at the end, with their targets.
+# thread-loops, of the connections accepted in all rounds). "cpu us/req" is
+# the CPU time (user + system, from /proc) the server's processes used per
+# request: on a shared machine, where other tenants take CPU time from the
+# pinned server core, it compares the servers' efficiency when req/s can't.
+# The ratios issue 12's targets are about print at the end, with their
+# targets, by throughput and by CPU time per request.
 # Traffic goes to 127.0.0.1 only. Prints a table; writes nothing outside a
 # temp dir.
 set -euo pipefail
@@ -152,7 +156,8 @@ access_log = true
 EOF
 
 # start_announcing NAME CMD...: starts a server that prints forkpool's
-# readiness line (forkpool, the floor); records "NAME PORT" in $work/ports.
+# readiness line (forkpool, the floor); records "NAME PORT PID" in
+# $work/ports (PID: the server's first process, which may have children).
 start_announcing() {
   local name=$1; shift
   # Created before the server starts, so the readiness poll can't race it.
@@ -165,7 +170,7 @@ start_announcing() {
     [ $SECONDS -lt $deadline ] || { echo "bench.sh: $name did not start:"; cat "$work/$name.err"; exit 1; } >&2
     [ -n "$port" ] || sleep 0.05
   done
-  echo "$name $port" >> "$work/ports"
+  echo "$name $port $!" >> "$work/ports"
 }
 
 # start_forkpool NAME ARGS...: FORKPOOL_BIN overrides the binary (the
@@ -211,7 +216,7 @@ EOF
   "${pin_server[@]}" nginx -c "$work/nginx.conf" -p "$work" &
   pids+=($!)
   wait_port nginx "$port"
-  echo "nginx $port" >> "$work/ports"
+  echo "nginx $port $!" >> "$work/ports"
 }
 
 # lighttpd runs in a session of its own (setsid): with max-worker, its
@@ -236,7 +241,7 @@ mimetype.assign = (".txt" => "text/plain")
 EOF
   "${pin_server[@]}" setsid lighttpd -D -f "$work/lighttpd.conf" > /dev/null 2>> "$work/lighttpd.err" &
   wait_port lighttpd "$port"
-  echo "lighttpd $port" >> "$work/ports"
+  echo "lighttpd $port $(cat "$work/lighttpd.pid")" >> "$work/ports"
 }
 
 if wants process; then start_forkpool process --mode process --workers "$workers"; fi
@@ -260,14 +265,31 @@ if wants floor; then
     --workers "$workers" --body-bytes "$file_bytes"
 fi
 
-# load NAME PORT ROUND: one measurement, raw output kept for parsing.
+# cpu_ticks PID: user + system clock ticks used so far by PID and every
+# live descendant (threads are counted in their process).
+cpu_ticks() {
+  local todo=("$1") all=() pid
+  while [ ${#todo[@]} -gt 0 ]; do
+    pid=${todo[0]} todo=("${todo[@]:1}") all+=("$pid")
+    # shellcheck disable=SC2207
+    todo+=($(cat /proc/"$pid"/task/*/children 2>/dev/null))
+  done
+  # Fields 14 and 15 of /proc/PID/stat, counted after the ") " ending comm.
+  for pid in "${all[@]}"; do sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null; done |
+    awk '{ ticks += $12 + $13 } END { print ticks + 0 }'
+}
+
+# load NAME PORT ROUND PID: one measurement, raw output kept for parsing,
+# and the server's CPU ticks over it.
 load() {
-  local url="http://127.0.0.1:$2/$file_name" out="$work/$1.$3.$tool"
+  local url="http://127.0.0.1:$2/$file_name" out="$work/$1.$3.$tool" before
+  before=$(cpu_ticks "$4")
   if [ "$tool" = wrk ]; then
     "${pin_load[@]}" wrk -t2 -c "$connections" -d "${duration}s" --latency "$url" > "$out"
   else
     "${pin_load[@]}" oha --no-tui -c "$connections" -z "${duration}s" --output-format json "$url" > "$out"
   fi
+  echo $(( $(cpu_ticks "$4") - before )) > "$work/$1.$3.cpu"
 }
 
 echo "forkpool bench: $file_size file ($file_bytes bytes), $tool, $connections connections, ${duration}s x $rounds rounds"
@@ -276,19 +298,19 @@ echo "  process (and reuseport, process-log): $workers worker(s); loops: 1 worke
   "thread: $pool_workers worker(s) x $threads threads; nginx, lighttpd, floor: $workers workers"
 echo "  server cpus: ${server_cpus:-any}; load cpus: ${load_cpus:-any}"
 # Warm-up: one short unmeasured run each (page cache, lazy allocations).
-while read -r name port; do
+while read -r name port _; do
   if [ "$tool" = wrk ]; then "${pin_load[@]}" wrk -t1 -c 8 -d 1s "http://127.0.0.1:$port/$file_name" >/dev/null
   else "${pin_load[@]}" oha --no-tui -c 8 -z 1s "http://127.0.0.1:$port/$file_name" >/dev/null; fi
 done < "$work/ports"
 for round in $(seq 1 "$rounds"); do
-  while read -r name port; do
+  while read -r name port pid; do
     echo "  round $round/$rounds: $name" >&2
-    load "$name" "$port" "$round"
+    load "$name" "$port" "$round" "$pid"
   done < "$work/ports"
 done
 
 # Accept fairness of each forkpool server, from its /-/status.
-while read -r name port; do
+while read -r name port _; do
   case "$name" in nginx|lighttpd|floor) continue ;; esac
   curl -s --max-time 5 "http://127.0.0.1:$port/-/status" > "$work/$name.status" || true
 done < "$work/ports"
@@ -300,24 +322,30 @@ if wants process-log; then
     "($(du -h "$work/process-log.err" | cut -f1)) written to a regular file"
 fi
 
-python3 - "$work" "$tool" "$file_bytes" <<'PY'
+python3 - "$work" "$tool" "$file_bytes" "$(getconf CLK_TCK)" "$duration" <<'PY'
 import json, re, statistics, sys, glob, os
 work, tool, file_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+clk_tck, duration = int(sys.argv[4]), float(sys.argv[5])
 def ms(text):
     value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 def parse(path):
     text = open(path).read()
+    ticks = int(open(path.rsplit(".", 1)[0] + ".cpu").read())
     if tool == "oha":
         data = json.loads(text)
-        return (data["summary"]["requestsPerSec"], data["latencyPercentiles"]["p50"] * 1000,
-                data["latencyPercentiles"]["p99"] * 1000, 0)
+        rps = data["summary"]["requestsPerSec"]
+        return (rps, data["latencyPercentiles"]["p50"] * 1000,
+                data["latencyPercentiles"]["p99"] * 1000, 0,
+                ticks * 1e6 / clk_tck / max(rps * duration, 1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
     p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
     p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return rps, p50, p99, errors + (int(non2xx.group(1)) if non2xx else 0)
+    return (rps, p50, p99, errors + (int(non2xx.group(1)) if non2xx else 0),
+            ticks * 1e6 / clk_tck / max(requests, 1))
 names = [line.split()[0] for line in open(os.path.join(work, "ports"))]
 rows = {}
 for name in names:
@@ -333,10 +361,10 @@ def fairness(name):
     if len(workers) == 1 and workers[0].get("fairness") is not None:
         return f"{workers[0]['fairness']:.2f}"
     return f"{status['totals']['fairness']:.2f}"
-print(f"{'server':<13} {'req/s (median)':>15} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'fair':>5}   rounds req/s")
+print(f"{'server':<13} {'req/s (median)':>15} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'fair':>5} {'cpu us/req':>10}   rounds req/s")
 for name in names:
-    rps, p50, p99, err, all_rps = rows[name]
-    print(f"{name:<13} {rps:>15,.0f} {p50:>8.2f} {p99:>8.2f} {err:>7.0f} {fairness(name):>5}   " + " ".join(f"{r:,.0f}" for r in all_rps))
+    rps, p50, p99, err, cpu, all_rps = rows[name]
+    print(f"{name:<13} {rps:>15,.0f} {p50:>8.2f} {p99:>8.2f} {err:>7.0f} {fairness(name):>5} {cpu:>10.2f}   " + " ".join(f"{r:,.0f}" for r in all_rps))
 print()
 # Issue 12's targets, for the file sizes it sets them for.
 targets = {
@@ -350,8 +378,11 @@ def verdict(value, target, at_least=True):
 def ratio(a, b):
     if a in rows and b in rows:
         value = rows[a][0] / rows[b][0]
+        # The same ratio from CPU time per request: b's cost over a's.
+        by_cpu = rows[b][4] / rows[a][4] if rows[a][4] > 0 else float("nan")
         target = targets.get((a, b))
-        print(f"{a}/{b} throughput ratio: {value:.2f}" + (verdict(value, target) if target else ""))
+        print(f"{a}/{b} throughput ratio: {value:.2f}, by CPU per request: {by_cpu:.2f}"
+              + (verdict(value, target) if target else ""))
 ratio("process", "lighttpd")
 ratio("process", "floor")
 ratio("process-log", "process")
