@@ -145,7 +145,10 @@ trap cleanup EXIT
 mkdir -p "$work/site"
 # nginx workers run as an unprivileged user: let them read the site.
 chmod 755 "$work" "$work/site"
-head -c "$file_bytes" /dev/urandom | base64 -w 0 | head -c "$file_bytes" > "$work/site/$file_name"
+# Text (base64 of random bytes), cut to size; no pipe is cut short (that
+# would be a SIGPIPE, fatal under pipefail).
+head -c $((file_bytes * 3 / 4 + 3)) /dev/urandom | base64 -w 0 > "$work/site/$file_name"
+truncate -s "$file_bytes" "$work/site/$file_name"
 cat > "$work/forkpool.toml" <<EOF
 # Access logging costs a write per request; nginx's is off below too.
 access_log = false
