@@ -29,7 +29,12 @@
 #   lighttpd     lighttpd 1.4, server.max-worker = 2 (it is one process by
 #                default; max-worker forks as many workers as the others
 #                get), no access log (mod_accesslog not loaded), the
-#                linux-sendfile backend, its default stat cache
+#                linux-sendfile backend, its default stat cache (which
+#                serves a file replaced by rename stale for up to a second:
+#                a cache forkpool's dev-server rule forbids)
+#   lighttpd-fresh  the same with server.stat-cache-engine = "disable": it
+#                then stats and opens every request, fresh as forkpool
+#                must be (not run by default: ask for it with --servers)
 #   floor        examples/floor.rs: a fixed-response epoll loop that parses
 #                nothing (3 syscalls per keep-alive request), 2 workers,
 #                writing a body of the file's size from memory
@@ -83,7 +88,7 @@ fi
 file_name="$(echo "$file_size" | tr 'KM' 'km').txt"
 
 # --servers: which rows run; they run (and print) in the order of all_rows.
-all_rows="process reuseport loops thread process-log base-process base-thread nginx lighttpd floor"
+all_rows="process reuseport loops thread process-log base-process base-thread nginx lighttpd lighttpd-fresh floor"
 if [ -z "$servers" ]; then
   rows="process reuseport loops thread process-log"
   if [ -n "$baseline" ]; then rows+=" base-process base-thread"; fi
@@ -99,8 +104,8 @@ else
     esac
     case "$name" in
       base-*) [ -n "$baseline" ] || { echo "bench.sh: --servers: $name needs --baseline BIN" >&2; exit 2; } ;;
-      nginx|lighttpd) command -v "$name" >/dev/null ||
-        { echo "bench.sh: --servers: $name is not installed" >&2; exit 2; } ;;
+      nginx|lighttpd*) command -v "${name%-fresh}" >/dev/null ||
+        { echo "bench.sh: --servers: ${name%-fresh} is not installed" >&2; exit 2; } ;;
     esac
   done
   for name in $all_rows; do
@@ -136,7 +141,9 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -QUIT "$pid" 2>/dev/null || true; done
   # lighttpd stops on SIGTERM, its workers with it.
-  if [ -s "$work/lighttpd.pid" ]; then kill -TERM "$(cat "$work/lighttpd.pid")" 2>/dev/null || true; fi
+  for pidfile in "$work"/lighttpd*.pid; do
+    if [ -s "$pidfile" ]; then kill -TERM "$(cat "$pidfile")" 2>/dev/null || true; fi
+  done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -222,18 +229,19 @@ EOF
   echo "nginx $port $!" >> "$work/ports"
 }
 
-# lighttpd runs in a session of its own (setsid): with max-worker, its
-# master signals its whole process group when it stops (kill(0, ...)),
-# which would otherwise be this script's. It is stopped through its pid file.
+# start_lighttpd NAME [CONFIG LINE]: lighttpd runs in a session of its own
+# (setsid): with max-worker, its master signals its whole process group
+# when it stops (kill(0, ...)), which would otherwise be this script's. It
+# is stopped through its pid file.
 start_lighttpd() {
-  local port
+  local name=$1 extra=${2:-} port
   port=$(free_port)
-  cat > "$work/lighttpd.conf" <<EOF
+  cat > "$work/$name.conf" <<EOF
 server.document-root = "$work/site"
 server.bind = "127.0.0.1"
 server.port = $port
-server.pid-file = "$work/lighttpd.pid"
-server.errorlog = "$work/lighttpd.err"
+server.pid-file = "$work/$name.pid"
+server.errorlog = "$work/$name.err"
 # lighttpd 1.4 is one process by default: as many workers as the others.
 server.max-worker = $workers
 server.network-backend = "linux-sendfile"
@@ -241,10 +249,11 @@ server.network-backend = "linux-sendfile"
 server.max-keep-alive-requests = 1000000
 mimetype.assign = (".txt" => "text/plain")
 # mod_accesslog is not loaded: no access log, as for nginx.
+$extra
 EOF
-  "${pin_server[@]}" setsid lighttpd -D -f "$work/lighttpd.conf" > /dev/null 2>> "$work/lighttpd.err" &
-  wait_port lighttpd "$port"
-  echo "lighttpd $port $(cat "$work/lighttpd.pid")" >> "$work/ports"
+  "${pin_server[@]}" setsid lighttpd -D -f "$work/$name.conf" > /dev/null 2>> "$work/$name.err" &
+  wait_port "$name" "$port"
+  echo "$name $port $(cat "$work/$name.pid")" >> "$work/ports"
 }
 
 if wants process; then start_forkpool process --mode process --workers "$workers"; fi
@@ -262,7 +271,10 @@ if wants base-thread; then
   FORKPOOL_BIN=$baseline start_forkpool base-thread --mode thread --workers "$pool_workers" --threads "$threads"
 fi
 if wants nginx; then start_nginx; fi
-if wants lighttpd; then start_lighttpd; fi
+if wants lighttpd; then start_lighttpd lighttpd; fi
+if wants lighttpd-fresh; then
+  start_lighttpd lighttpd-fresh 'server.stat-cache-engine = "disable"'
+fi
 if wants floor; then
   start_announcing floor target/release/examples/floor --listen 127.0.0.1:0 \
     --workers "$workers" --body-bytes "$file_bytes"
@@ -314,7 +326,7 @@ done
 
 # Accept fairness of each forkpool server, from its /-/status.
 while read -r name port _; do
-  case "$name" in nginx|lighttpd|floor) continue ;; esac
+  case "$name" in nginx|lighttpd*|floor) continue ;; esac
   curl -s --max-time 5 "http://127.0.0.1:$port/-/status" > "$work/$name.status" || true
 done < "$work/ports"
 
@@ -387,6 +399,7 @@ def ratio(a, b):
         print(f"{a}/{b} throughput ratio: {value:.2f}, by CPU per request: {by_cpu:.2f}"
               + (verdict(value, target) if target else ""))
 ratio("process", "lighttpd")
+ratio("process", "lighttpd-fresh")
 ratio("process", "floor")
 ratio("process-log", "process")
 ratio("process", "nginx")
@@ -395,6 +408,7 @@ ratio("thread", "nginx")
 ratio("loops", "process")
 ratio("reuseport", "process")
 ratio("lighttpd", "floor")
+ratio("lighttpd-fresh", "lighttpd")
 ratio("nginx", "floor")
 ratio("process", "base-process")
 ratio("thread", "base-thread")
