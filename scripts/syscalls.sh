@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --no-strace) use_strace=0; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "syscalls.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
