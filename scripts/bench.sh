@@ -74,6 +74,8 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
 # --file-size: 1k, 1m, 64k, or plain bytes.
 if [[ "$file_size" =~ ^([0-9]+)([kKmM]?)$ ]]; then
@@ -207,22 +209,7 @@ wait_port() {
 start_nginx() {
   local port
   port=$(free_port)
-  cat > "$work/nginx.conf" <<EOF
-worker_processes $workers;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  sendfile on;
-  server {
-    listen 127.0.0.1:$port;
-    root $work/site;
-  }
-}
-EOF
+  write_nginx_conf "$work/nginx.conf" "$workers" "$port" "$work/nginx.pid" "$work/nginx.err" "$work/site"
   "${pin_server[@]}" nginx -c "$work/nginx.conf" -p "$work" &
   pids+=($!)
   wait_port nginx "$port"
@@ -236,21 +223,7 @@ EOF
 start_lighttpd() {
   local name=$1 extra=${2:-} port
   port=$(free_port)
-  cat > "$work/$name.conf" <<EOF
-server.document-root = "$work/site"
-server.bind = "127.0.0.1"
-server.port = $port
-server.pid-file = "$work/$name.pid"
-server.errorlog = "$work/$name.err"
-# lighttpd 1.4 is one process by default: as many workers as the others.
-server.max-worker = $workers
-server.network-backend = "linux-sendfile"
-# As nginx's keepalive_requests (lighttpd's default is 1000 per connection).
-server.max-keep-alive-requests = 1000000
-mimetype.assign = (".txt" => "text/plain")
-# mod_accesslog is not loaded: no access log, as for nginx.
-$extra
-EOF
+  write_lighttpd_conf "$work/$name.conf" "$workers" "$port" "$work/$name.pid" "$work/$name.err" "$work/site" "$extra"
   "${pin_server[@]}" setsid lighttpd -D -f "$work/$name.conf" > /dev/null 2>> "$work/$name.err" &
   wait_port "$name" "$port"
   echo "$name $port $(cat "$work/$name.pid")" >> "$work/ports"

@@ -63,6 +63,8 @@ fi
 file_name="$(echo "$file_size" | tr 'KM' 'km').txt"
 
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 ncpu=$(nproc)
 pin_server=() pin_load=()
 if [ "$ncpu" -ge 2 ]; then
@@ -116,37 +118,12 @@ case "$server" in
     root_pid=$!
     ;;
   nginx)
-    cat > "$work/nginx.conf" <<EOF
-worker_processes $workers;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  sendfile on;
-  server {
-    listen 127.0.0.1:$port;
-    root $work/site;
-  }
-}
-EOF
+    write_nginx_conf "$work/nginx.conf" "$workers" "$port" "$work/nginx.pid" "$work/err" "$work/site"
     "${pin_server[@]}" nginx -c "$work/nginx.conf" -p "$work" &
     root_pid=$!
     ;;
   lighttpd|lighttpd-fresh)
-    cat > "$work/lighttpd.conf" <<EOF
-server.document-root = "$work/site"
-server.bind = "127.0.0.1"
-server.port = $port
-server.pid-file = "$work/lighttpd.pid"
-server.errorlog = "$work/err"
-server.max-worker = $workers
-server.network-backend = "linux-sendfile"
-server.max-keep-alive-requests = 1000000
-mimetype.assign = (".txt" => "text/plain")
-EOF
+    write_lighttpd_conf "$work/lighttpd.conf" "$workers" "$port" "$work/lighttpd.pid" "$work/err" "$work/site"
     if [ "$server" = lighttpd-fresh ]; then
       echo 'server.stat-cache-engine = "disable"' >> "$work/lighttpd.conf"
     fi

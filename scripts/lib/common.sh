@@ -1,9 +1,10 @@
 # shellcheck shell=bash disable=SC2154,SC2034
 # (SC2154/SC2034: the variables are the caller's, read and set here.)
-# Shell helpers shared by scripts/compare.sh, scripts/crash-compare.sh and
-# scripts/lab.sh (sourced, not run). Each expects `die`, `pin`,
-# `server_cpus`, `load_cpus`, `bin`, `root` and `out` set by its caller's
-# option parsing.
+# Shell helpers shared by the scripts in scripts/ (sourced, not run).
+# compare.sh, crash-compare.sh and lab.sh use the option and pinning helpers,
+# which expect `die`, `pin`, `server_cpus`, `load_cpus`, `bin`, `root` and
+# `out` set by their option parsing; bench.sh and syscalls.sh use the nginx
+# and lighttpd config writers, which take everything as arguments.
 
 # shared_option ARGS...: the options every script here takes: --server-cpus
 # LIST, --load-cpus LIST, --no-pin, --bin PATH, --out DIR and -h/--help
@@ -113,4 +114,46 @@ ensure_tools() {
     esac
   done
   [ "$left" = 1 ]
+}
+
+# write_nginx_conf FILE WORKERS PORT PID_FILE ERROR_LOG ROOT: nginx serving
+# ROOT on 127.0.0.1:PORT as the benchmarks compare it (no access log,
+# sendfile on, keep-alive without a request limit, as forkpool's).
+write_nginx_conf() {
+  cat > "$1" <<CONF
+worker_processes $2;
+daemon off;
+pid $4;
+error_log $5;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  sendfile on;
+  server {
+    listen 127.0.0.1:$3;
+    root $6;
+  }
+}
+CONF
+}
+
+# write_lighttpd_conf FILE WORKERS PORT PID_FILE ERROR_LOG ROOT [EXTRA]:
+# lighttpd 1.4 likewise. It is one process by default: max-worker gives it
+# as many workers as the others get. No mod_accesslog (no access log);
+# max-keep-alive-requests as nginx's keepalive_requests. EXTRA is appended
+# (e.g. the stat-cache setting of the "fresh" row).
+write_lighttpd_conf() {
+  cat > "$1" <<CONF
+server.document-root = "$6"
+server.bind = "127.0.0.1"
+server.port = $3
+server.pid-file = "$4"
+server.errorlog = "$5"
+server.max-worker = $2
+server.network-backend = "linux-sendfile"
+server.max-keep-alive-requests = 1000000
+mimetype.assign = (".txt" => "text/plain")
+${7:-}
+CONF
 }
