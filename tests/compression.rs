@@ -127,6 +127,18 @@ every_mode!(siblings_are_chosen_by_accept_encoding, |mode| {
     etags.sort();
     etags.dedup();
     assert_eq!(etags.len(), 4, "one tag per encoding: {etags:?}");
+    // Any type may have siblings (a game's .wasm.br), though only text
+    // is compressed on the fly.
+    let wasm = vec![0u8; 4096];
+    std::fs::write(root.join("game.wasm"), &wasm).unwrap();
+    std::fs::write(root.join("game.wasm.br"), brotli(&wasm)).unwrap();
+    let game = get(&server, "/game.wasm", "br, gzip");
+    assert_eq!(game.header("content-encoding"), Some("br"));
+    assert_eq!(game.header("content-type"), Some("application/wasm"));
+    assert_eq!(decoded(&game), wasm);
+    let game = get(&server, "/game.wasm", "gzip");
+    assert_eq!(game.header("content-encoding"), None);
+    assert_eq!(game.body, wasm);
 });
 
 every_mode!(each_encoding_has_its_own_304, |mode| {
@@ -237,6 +249,8 @@ every_mode!(small_files_and_binary_types_are_untouched, |mode| {
     // 1 KiB exactly (bench.sh's file) is not over the floor.
     std::fs::write(root.join("1k.txt"), vec![b'a'; 1024]).unwrap();
     std::fs::write(root.join("pixels.png"), vec![0u8; 8192]).unwrap();
+    // Siblings of a file of 1 KiB or less are not even looked for.
+    std::fs::write(root.join("hello.txt.gz"), gzip(b"hello, world\n")).unwrap();
     let all = "gzip, deflate, br, zstd";
     for path in ["/hello.txt", "/1k.txt", "/pixels.png", "/big.bin"] {
         let plain = get(&server, path, "");

@@ -3,7 +3,8 @@
 //!
 //! What it does: reads `Accept-Encoding` (q-values honoured, `q=0`
 //! refuses, `*` stands for the codings not named) and picks the
-//! representation of a regular file:
+//! representation of a regular file over 1 KiB (smaller ones always go
+//! out as they are):
 //! - a precompressed sibling, `file.br`, `file.zst` or `file.gz`, of the
 //!   best coding the client accepts (br, then zstd, then gzip on equal
 //!   q-values: the smallest first, since it costs nothing to send). It is
@@ -13,7 +14,7 @@
 //! - else, for a compressible type (text, JavaScript, JSON, XML, SVG) over
 //!   1 KiB and up to 8 MiB, with `compress` on: the file compressed now,
 //!   into memory, at a fast level. zstd first on equal q-values (level 3:
-//!   the ratio of brotli's quality 3, at a fifth of its CPU), then brotli,
+//!   the ratio of brotli's quality 3, at a quarter of its CPU), then brotli,
 //!   then gzip (level 1).
 //! - else the identity: the plain file, untouched.
 //!
@@ -28,13 +29,16 @@
 //!
 //! What it doesn't: encode ranges (a request with `Range` always gets the
 //! identity, so byte offsets mean the file's bytes), compress files larger
-//! than 8 MiB (they would have to be read whole: they go out as they are),
+//! than 8 MiB (they would have to be read whole: they go out as they are,
+//! or as their sibling),
 //! cache what it compressed (a dev server shows the file as it is now:
 //! each request compresses again), or serve a sibling without its
-//! original. Costs: a request without `Accept-Encoding` (wrk's) takes the
-//! plain path with no lookup and no allocation; one with it costs one
-//! `openat2` per accepted coding until a sibling is found (three failed
-//! ones for a browser asking for a file without siblings).
+//! original. Costs: a request without `Accept-Encoding` (wrk's), or for
+//! a file of 1 KiB or less, takes the plain path with no lookup and no
+//! allocation; one with it costs one `openat2` per accepted coding until a
+//! sibling is found (three failed ones, about 3 µs, for a browser asking
+//! for a file without siblings), and compressing 100 KiB of JavaScript
+//! costs about 0.3 ms (zstd), 0.5 ms (gzip) or 1.3 ms (brotli) of CPU.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -50,8 +54,9 @@ use super::{Kind, StaticFiles, content_type, file_name, kind, serve_file};
 use crate::http::request::trim_ows;
 use crate::http::{Body, Request, Response};
 
-/// Files this size or smaller are never compressed on the fly: the
-/// headers would eat most of the gain.
+/// Files this size or smaller always go out as they are, without a look
+/// for siblings (three `openat2` calls for a browser: a quarter of such a
+/// request's CPU): the headers would eat most of the gain.
 const MIN_SIZE: u64 = 1024;
 /// Files larger than this are never compressed on the fly: they would
 /// have to be read whole into memory.
@@ -261,9 +266,10 @@ impl StaticFiles {
         let size = file_size(st);
         // The size first: it rules out most files without a type lookup.
         let on_the_fly = self.compress && size > MIN_SIZE && size <= MAX_SIZE && compressible(name);
-        // No Accept-Encoding (wrk, curl) or a range: the plain path, with
-        // nothing looked up and nothing allocated.
-        if req.accept_encoding.is_empty() || !req.range.is_empty() {
+        // No Accept-Encoding (wrk, curl), a range, or a file too small to
+        // gain anything: the plain path, with nothing looked up and nothing
+        // allocated.
+        if size <= MIN_SIZE || req.accept_encoding.is_empty() || !req.range.is_empty() {
             return identity(req, name, file, st, on_the_fly);
         }
         let accepted = Accepted::parse(&req.accept_encoding);
@@ -637,8 +643,9 @@ mod tests {
         std::fs::create_dir(root.path.join("app.js.zst")).unwrap();
         write(&root, "app.js.gz", b"GZ");
         age(&root, "app.js.gz");
-        // Small and of no compressible type: never compressed on the fly.
-        write(&root, "logo.png", b"PNG");
+        // Of no compressible type: never compressed on the fly.
+        let pixels = vec![b'P'; 2048];
+        write(&root, "logo.png", &pixels);
         write(&root, "logo.png.br", b"BR");
         std::os::unix::fs::symlink("/etc/hostname", root.path.join("logo.png.gz")).unwrap();
         for sf in root.servers() {
@@ -660,7 +667,7 @@ mod tests {
             let mut png = get_with(&sf, "/logo.png", "Accept-Encoding: gzip\r\n");
             assert_eq!(header(&png, "Content-Encoding"), None);
             assert_eq!(header(&png, "Vary"), None);
-            assert_eq!(body_bytes(&mut png), b"PNG");
+            assert_eq!(body_bytes(&mut png), pixels);
         }
     }
 
@@ -713,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn files_over_the_cap_go_out_as_they_are() {
+    fn files_over_the_cap_or_under_the_floor_go_out_as_they_are() {
         let root = TempRoot::new();
         let file = File::create(root.path.join("huge.txt")).unwrap();
         file.set_len(MAX_SIZE + 1).unwrap();
@@ -723,8 +730,11 @@ mod tests {
         let huge = get_with(&sf, "/huge.txt", "Accept-Encoding: gzip\r\n");
         assert_eq!(header(&huge, "Content-Encoding"), None);
         assert!(matches!(huge.body, Body::File { len, .. } if len == MAX_SIZE + 1));
+        // 1 KiB or less: as it is, its siblings not even looked for.
+        write(&root, "floor.txt.gz", b"GZ");
         let floor = get_with(&sf, "/floor.txt", "Accept-Encoding: gzip\r\n");
         assert_eq!(header(&floor, "Content-Encoding"), None);
+        assert_eq!(header(&floor, "Vary"), None);
         let mut edge = get_with(&sf, "/edge.txt", "Accept-Encoding: gzip\r\n");
         assert_eq!(header(&edge, "Content-Encoding"), Some("gzip"));
         assert_eq!(
