@@ -433,6 +433,16 @@ mod tests {
         std::fs::write(root.path.join(name), bytes).unwrap();
     }
 
+    /// A root with `app.js` and `app.css` (compressible, over 1 KiB), and a
+    /// sibling of the styles.
+    fn app_and_styles_with(sibling: &str, bytes: &[u8]) -> TempRoot {
+        let root = TempRoot::new();
+        write(&root, "app.js", &script());
+        write(&root, "app.css", &script());
+        write(&root, sibling, bytes);
+        root
+    }
+
     /// Makes `name` older than everything written since, by a minute.
     fn age(root: &TempRoot, name: &str) {
         let file = File::options()
@@ -703,10 +713,7 @@ mod tests {
 
     #[test]
     fn compress_off_keeps_siblings_only() {
-        let root = TempRoot::new();
-        write(&root, "app.js", &script());
-        write(&root, "app.css", &script());
-        write(&root, "app.css.gz", b"GZ");
+        let root = app_and_styles_with("app.css.gz", b"GZ");
         let sf = StaticFiles::open(&root.path).unwrap().compress(false);
         let plain = get_with(&sf, "/app.js", "Accept-Encoding: gzip\r\n");
         assert_eq!(header(&plain, "Content-Encoding"), None);
@@ -745,10 +752,7 @@ mod tests {
 
     #[test]
     fn head_gets_the_get_headers_and_length() {
-        let root = TempRoot::new();
-        write(&root, "app.js", &script());
-        write(&root, "app.css", &script());
-        write(&root, "app.css.br", b"BR");
+        let root = app_and_styles_with("app.css.br", b"BR");
         let sf = StaticFiles::open(&root.path).unwrap();
         for target in ["/app.js", "/app.css"] {
             let ae = "Accept-Encoding: br\r\n";
