@@ -45,6 +45,7 @@ const TOP_KEYS: &[&str] = &[
     "access_log",
     "server_names",
     "show_hidden",
+    "compress",
     "supervisor",
     "lab",
     "faults",
@@ -134,6 +135,9 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     }
     if let Some(Boolean(on)) = top.take("show_hidden")? {
         c.show_hidden = on;
+    }
+    if let Some(Boolean(on)) = top.take("compress")? {
+        c.compress = on;
     }
     if let Some(supervisor) = top.take_table("supervisor", SUPERVISOR_KEYS)? {
         apply_supervisor(&mut c.supervisor, supervisor)?;
@@ -349,6 +353,7 @@ mod tests {
             access_log = false
             server_names = ["Dev.Example", ".test.example"]
             show_hidden = true
+            compress = false
             [supervisor]
             timeout = "1m"
             graceful_timeout = "1.5s"
@@ -375,6 +380,7 @@ mod tests {
         assert!(!c.access_log);
         assert_eq!(c.server_names, ["dev.example", ".test.example"]);
         assert!(c.show_hidden);
+        assert!(!c.compress);
         assert_eq!(c.supervisor.timeout, Duration::from_secs(60));
         assert_eq!(c.supervisor.graceful_timeout, Duration::from_millis(1500));
         assert_eq!(c.supervisor.max_requests, 1000);
@@ -474,6 +480,7 @@ mod tests {
             ("server_names = [\"*.example\"]\n", "server_names"),
             ("server_names = [\"a.example:80\"]\n", "server_names"),
             ("show_hidden = \"no\"\n", "show_hidden"),
+            ("compress = \"gzip\"\n", "compress"),
             ("listen = \"example.com:80\"\n", "listen"),
             ("listen = \"127.0.0.1:65536\"\n", "listen"),
             ("root = \"/definitely/not/a/dir\"\n", "root"),

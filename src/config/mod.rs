@@ -117,6 +117,9 @@ pub struct Config {
     pub(crate) server_names: Vec<String>,
     /// Serve dotfiles and dot-directories (hidden, and 404, by default).
     pub(crate) show_hidden: bool,
+    /// Compress compressible files on the fly for clients that accept it
+    /// (precompressed `.br`/`.zst`/`.gz` siblings are served either way).
+    pub(crate) compress: bool,
     pub(crate) supervisor: SupervisorConfig,
     pub(crate) lab: LabConfig,
     pub(crate) faults: FaultsConfig,
@@ -222,6 +225,7 @@ pub(crate) fn defaults() -> Config {
         access_log: true,
         server_names: Vec::new(),
         show_hidden: false,
+        compress: true,
         supervisor: SupervisorConfig {
             timeout: Duration::from_secs(30),
             graceful_timeout: Duration::from_secs(30),
@@ -412,6 +416,7 @@ mod tests {
         assert!(c.access_log);
         assert!(c.server_names.is_empty());
         assert!(!c.show_hidden);
+        assert!(c.compress);
         assert_eq!(c.supervisor.timeout, Duration::from_secs(30));
         assert_eq!(c.supervisor.graceful_timeout, Duration::from_secs(30));
         assert_eq!(c.supervisor.max_requests, 0);

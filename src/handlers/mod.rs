@@ -49,7 +49,9 @@ impl Router {
     /// built in the worker, after `fork`; an error is a boot failure.
     pub(crate) fn new(config: &Config, position: usize, board: Scoreboard) -> io::Result<Router> {
         Ok(Router {
-            files: StaticFiles::open(&config.root)?.show_hidden(config.show_hidden),
+            files: StaticFiles::open(&config.root)?
+                .show_hidden(config.show_hidden)
+                .compress(config.compress),
             who: Identity {
                 pid: std::process::id(),
                 position,

@@ -145,6 +145,9 @@ pub(crate) struct Request {
     pub(crate) if_modified_since: String,
     pub(crate) range: String,
     pub(crate) if_range: String,
+    /// `Accept-Encoding`, every line joined into one list; empty when absent
+    /// (then static files cost nothing extra: see `static_files::compress`).
+    pub(crate) accept_encoding: String,
     /// `Host`, `Origin` and `Sec-Fetch-Site` as sent (empty when absent):
     /// who may reach what is decided on them (see `handlers`).
     pub(crate) host: String,
@@ -339,6 +342,7 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
     req.if_modified_since.clear();
     req.range.clear();
     req.if_range.clear();
+    req.accept_encoding.clear();
     req.host.clear();
     req.origin.clear();
     req.sec_fetch_site.clear();
@@ -395,6 +399,8 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
             set_once(&mut req.sec_fetch_site, value);
         } else if name.eq_ignore_ascii_case("if-range") {
             set_once(&mut req.if_range, value);
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            append_list(&mut req.accept_encoding, value);
         } else if underscored("content-length", name) || underscored("transfer-encoding", name) {
             // A gateway that maps names to CGI/WSGI variables reads
             // `Content_Length` as the framing field: refuse the ambiguity.
@@ -931,6 +937,16 @@ mod tests {
         let req = parse("GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\"\r\nIf-None-Match: \"b\"\r\nRange: bytes=0-1\r\n\r\n").unwrap();
         assert_eq!(req.if_none_match, "\"a\", \"b\"");
         assert_eq!(req.range, "bytes=0-1");
+    }
+
+    #[test]
+    fn accept_encoding_lines_join_and_clear_on_reuse() {
+        let mut req = Request::default();
+        let two = b"GET / HTTP/1.1\r\nHost: h\r\naccept-encoding: gzip\r\nAccept-Encoding:  br;q=0.5 \r\n\r\n";
+        parse_head(two, 1024, &mut req).unwrap();
+        assert_eq!(req.accept_encoding, "gzip, br;q=0.5");
+        parse_head(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1024, &mut req).unwrap();
+        assert_eq!(req.accept_encoding, "");
     }
 
     #[test]

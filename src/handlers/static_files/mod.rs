@@ -8,14 +8,18 @@
 //! decides the answer. Regular files get validators and conditional 304s
 //! (`validators`) and single byte ranges (`range`, 206/416), and are
 //! handed to the connection as [`Body::File`]: nothing is read into memory
-//! here. Directories get a trailing-slash redirect, their `index.html`, or
-//! an HTML listing (`listing`).
+//! here, but for a compressible file of at most 8 MiB compressed on the
+//! fly for a client that accepts it (`compress`, which also picks
+//! precompressed `.br`/`.zst`/`.gz` siblings). Directories get a
+//! trailing-slash redirect, their `index.html`, or an HTML listing
+//! (`listing`).
 //!
 //! What it doesn't: multipart ranges (a multi-range request gets the whole
-//! file), compression, content negotiation, writes, or caching metadata (a
-//! dev server must always show the file as it is now). Methods other than
+//! file), content negotiation other than the coding, writes, or caching
+//! metadata (a dev server must always show the file as it is now). Methods other than
 //! GET and HEAD never get here: the router answers them.
 
+mod compress;
 mod confined;
 mod listing;
 mod path;
@@ -48,6 +52,8 @@ pub(crate) struct StaticFiles {
     root: ConfinedRoot,
     /// Serve and list dotfiles and dot-directories.
     show_hidden: bool,
+    /// Compress compressible files on the fly (see `compress`).
+    compress: bool,
 }
 
 impl StaticFiles {
@@ -57,6 +63,7 @@ impl StaticFiles {
         Ok(StaticFiles {
             root: ConfinedRoot::open(root)?,
             show_hidden: false,
+            compress: true,
         })
     }
 
@@ -103,7 +110,7 @@ impl StaticFiles {
             }
         };
         match kind(&st) {
-            Kind::File => serve_file(req, file_name(&rel), File::from(fd), &st),
+            Kind::File => self.serve_negotiated(req, &rel, File::from(fd), &st),
             Kind::Dir if !path.ends_with('/') => redirect_to_dir(req),
             Kind::Dir => self.serve_dir(req, &rel, fd),
             // FIFOs, sockets and devices are not content.
@@ -116,11 +123,12 @@ impl StaticFiles {
     fn serve_dir(&self, req: &Request, rel: &[u8], dir_fd: OwnedFd) -> Response {
         // Opened beneath the ROOT, not the directory fd, so the index can't
         // be a symlink out either.
-        if let Ok(fd) = self.root.open_beneath(&child(rel, b"index.html"))
+        let index = child(rel, b"index.html");
+        if let Ok(fd) = self.root.open_beneath(&index)
             && let Ok(st) = stat::fstat(&fd)
             && kind(&st) == Kind::File
         {
-            return serve_file(req, b"index.html", File::from(fd), &st);
+            return self.serve_negotiated(req, &index, File::from(fd), &st);
         }
         let mut entries = match read_entries(dir_fd) {
             Ok(entries) => entries,
