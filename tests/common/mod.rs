@@ -483,12 +483,15 @@ impl Client {
         }
         self.stream.set_read_timeout(Some(limit)).unwrap();
         let mut chunk = [0u8; 64 * 1024];
-        let silent = match self.stream.read(&mut chunk) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                false
+        let silent = loop {
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    break false;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break is_timeout(&e),
             }
-            Err(e) => is_timeout(&e),
         };
         self.stream.set_read_timeout(Some(DEADLINE)).unwrap();
         silent
@@ -516,7 +519,7 @@ impl Client {
             match self.stream.read(&mut chunk) {
                 Ok(0) => break true,
                 Ok(_) => {}
-                Err(e) if is_timeout(&e) => {}
+                Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break true, // reset: closed too
             }
         };
@@ -526,13 +529,18 @@ impl Client {
 
     fn fill(&mut self) -> usize {
         let mut chunk = [0u8; 64 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                n
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return 0,
+                // A signal to the test process (a child that `ip` or a
+                // browser test spawned ended) is not the server's doing.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("read failed: {e}"),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-            Err(e) => panic!("read failed: {e}"),
         }
     }
 }
