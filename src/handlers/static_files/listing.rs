@@ -223,20 +223,29 @@ fn heading(html: &mut String, key: SortKey, sort: Sort) {
     );
 }
 
+/// One row of the JSON listing, its fields in this order.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    name: std::borrow::Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    size: Option<u64>,
+    modified: String,
+}
+
 /// The listing as JSON; see the module docs.
 pub(crate) fn listing_json(entries: &[Entry]) -> String {
-    let rows: Vec<serde_json::Value> = entries
+    let rows: Vec<JsonRow<'_>> = entries
         .iter()
-        .map(|entry| {
-            serde_json::json!({
-                "name": String::from_utf8_lossy(&entry.name),
-                "type": if entry.is_dir { "dir" } else { "file" },
-                "size": if entry.is_dir { None } else { Some(entry.size) },
-                "modified": format_rfc3339(entry.mtime),
-            })
+        .map(|entry| JsonRow {
+            name: String::from_utf8_lossy(&entry.name),
+            kind: if entry.is_dir { "dir" } else { "file" },
+            size: (!entry.is_dir).then_some(entry.size),
+            modified: format_rfc3339(entry.mtime),
         })
         .collect();
-    let mut json = serde_json::Value::Array(rows).to_string();
+    // Strings and numbers only: serializing can't fail.
+    let mut json = serde_json::to_string(&rows).unwrap_or_default();
     json.push('\n');
     json
 }
@@ -511,29 +520,27 @@ mod tests {
 
     #[test]
     fn sorts_by_name_size_or_date_directories_first() {
-        assert_eq!(sorted(""), ["assets", "docs", "a.txt", "b.txt", "c.txt"]);
-        assert_eq!(
-            sorted("order=desc"),
-            ["docs", "assets", "c.txt", "b.txt", "a.txt"]
-        );
-        // Sizes: equal ones by name; directories by name (their size is
-        // the file system's business).
-        assert_eq!(
-            sorted("sort=size"),
-            ["assets", "docs", "b.txt", "c.txt", "a.txt"]
-        );
-        assert_eq!(
-            sorted("sort=size&order=desc"),
-            ["docs", "assets", "a.txt", "c.txt", "b.txt"]
-        );
-        assert_eq!(
-            sorted("x=1&sort=date"),
-            ["docs", "assets", "a.txt", "c.txt", "b.txt"]
-        );
-        assert_eq!(
-            sorted("sort=date&order=desc"),
-            ["assets", "docs", "b.txt", "c.txt", "a.txt"]
-        );
+        // Sizes: equal ones by name; directories by name (their size is the
+        // file system's business). Other parameters don't matter.
+        for (query, order) in [
+            ("", ["assets", "docs", "a.txt", "b.txt", "c.txt"]),
+            ("order=desc", ["docs", "assets", "c.txt", "b.txt", "a.txt"]),
+            ("sort=size", ["assets", "docs", "b.txt", "c.txt", "a.txt"]),
+            (
+                "sort=size&order=desc",
+                ["docs", "assets", "a.txt", "c.txt", "b.txt"],
+            ),
+            (
+                "x=1&sort=date",
+                ["docs", "assets", "a.txt", "c.txt", "b.txt"],
+            ),
+            (
+                "sort=date&order=desc",
+                ["assets", "docs", "b.txt", "c.txt", "a.txt"],
+            ),
+        ] {
+            assert_eq!(sorted(query), order, "{query}");
+        }
         // Nonsense is the default order.
         assert_eq!(sorted("sort=colour&order=up"), sorted(""));
     }
@@ -604,6 +611,13 @@ mod tests {
             ])
         );
         assert_eq!(listing_json(&[]), "[]\n");
+        // Fields in the documented order.
+        assert!(
+            listing_json(&entries[1..])
+                .starts_with("[{\"name\":\"f.txt\",\"type\":\"file\",\"size\":12,\"modified\":"),
+            "{}",
+            listing_json(&entries[1..])
+        );
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
     }
 
