@@ -2,7 +2,7 @@
 //! into. Every field is optional so that [`crate::config::load`] can tell a
 //! flag that was given (it overrides the config file) from one that was not.
 //!
-//! Values that need checking (`--workers`, `--mode`, `--listen`) stay
+//! Values that need checking (`--workers`, `--mode`, `--listen`, `--header`) stay
 //! strings here and are validated in `config`, so a bad flag and a bad key
 //! in the file are reported the same way: `invalid --workers: …`, exit
 //! code 2. Usage errors clap catches itself (an unknown flag, a missing
@@ -23,7 +23,7 @@ Signals (send them to the master):
   SIGHUP            reload the config file
   SIGTTIN, SIGTTOU  add / remove a worker";
 
-/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults] [--hidden] [--server-name NAME]...`
+/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults] [--hidden] [--server-name NAME]... [--spa] [--cors] [--header 'Name: value']... [--open]`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
 #[command(
     name = "forkpool",
@@ -40,7 +40,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub(crate) config: Option<PathBuf>,
 
-    /// Address to listen on: IP:PORT, [IPv6]:PORT, localhost:PORT or PORT; port 0 picks a free one [default: 127.0.0.1:8080]
+    /// Address to listen on: IP:PORT, [IPv6]:PORT, localhost:PORT (127.0.0.1 and [::1]) or PORT; port 0 picks a free one [default: 127.0.0.1:8080]
     #[arg(short, long, value_name = "ADDR")]
     pub(crate) listen: Option<String>,
 
@@ -71,6 +71,22 @@ pub struct Cli {
     /// Also answer requests whose Host is NAME (IP addresses, localhost and *.localhost always work; others get 421); repeatable
     #[arg(long = "server-name", value_name = "NAME")]
     pub(crate) server_names: Vec<String>,
+
+    /// Single-page app: a page request (Accept: text/html) for a path without an extension that matches no file gets /index.html
+    #[arg(long)]
+    pub(crate) spa: bool,
+
+    /// Send Access-Control-Allow-Origin: * with static files and answer CORS preflights (never under /-/)
+    #[arg(long)]
+    pub(crate) cors: bool,
+
+    /// Add this header to every static response, e.g. 'Cross-Origin-Opener-Policy: same-origin'; repeatable
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+
+    /// Open the served site in a browser ($BROWSER, else xdg-open) once the server is listening
+    #[arg(long)]
+    pub(crate) open: bool,
 }
 
 #[cfg(test)]
@@ -126,7 +142,26 @@ mod tests {
                 faults: true,
                 hidden: true,
                 server_names: vec!["a.example".into(), "b.example".into()],
+                ..Cli::default()
             }
+        );
+    }
+
+    #[test]
+    fn dev_server_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "forkpool", "--spa", "--cors", "--header", "X-A: 1", "--header", "X-B: 2", "--open",
+        ])
+        .unwrap();
+        assert!(cli.spa && cli.cors && cli.open);
+        assert_eq!(cli.headers, ["X-A: 1", "X-B: 2"]);
+        let none = Cli::try_parse_from(["forkpool"]).unwrap();
+        assert!(!none.spa && !none.cors && !none.open && none.headers.is_empty());
+        assert_eq!(
+            Cli::try_parse_from(["forkpool", "--header"])
+                .unwrap_err()
+                .exit_code(),
+            2
         );
     }
 
@@ -154,6 +189,10 @@ mod tests {
             "--faults",
             "--hidden",
             "--server-name",
+            "--spa",
+            "--cors",
+            "--header",
+            "--open",
         ] {
             assert!(help.contains(needle), "help lacks {needle}:\n{help}");
         }

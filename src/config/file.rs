@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::values::{
-    Boolean, ByteSize, Directory, Integer, Listen, ServerNames, Timeout, Workers, in_range, shown,
+    Boolean, ByteSize, Directory, Integer, Listen, ServerNames, Timeout, Workers, check_header,
+    in_range, shown,
 };
 use super::{
     BACKLOG, Config, ConfigError, FaultsConfig, LabConfig, MAX_CONNECTIONS, MAX_HEADER_BYTES,
@@ -46,9 +47,12 @@ const TOP_KEYS: &[&str] = &[
     "server_names",
     "show_hidden",
     "compress",
+    "spa",
+    "cors",
     "supervisor",
     "lab",
     "faults",
+    "headers",
 ];
 
 /// The keys of `[supervisor]`.
@@ -80,8 +84,8 @@ pub(super) fn apply_file(config: &mut Config, path: &Path) -> Result<(), ConfigE
 }
 
 fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
-    if let Some(Listen(listen)) = top.take("listen")? {
-        c.listen = listen;
+    if let Some(Listen { addr, localhost }) = top.take("listen")? {
+        (c.listen, c.listen_localhost) = (addr, localhost);
     }
     if let Some(Directory(root)) = top.take("root")? {
         c.root = root;
@@ -139,6 +143,12 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     if let Some(Boolean(on)) = top.take("compress")? {
         c.compress = on;
     }
+    if let Some(Boolean(on)) = top.take("spa")? {
+        c.spa = on;
+    }
+    if let Some(Boolean(on)) = top.take("cors")? {
+        c.cors = on;
+    }
     if let Some(supervisor) = top.take_table("supervisor", SUPERVISOR_KEYS)? {
         apply_supervisor(&mut c.supervisor, supervisor)?;
     }
@@ -147,6 +157,9 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     }
     if let Some(faults) = top.take_table("faults", FAULTS_KEYS)? {
         apply_faults(&mut c.faults, faults)?;
+    }
+    if let Some(headers) = top.take::<Value>("headers")? {
+        c.headers = headers_table(headers)?;
     }
     top.done();
     Ok(())
@@ -193,6 +206,40 @@ fn apply_faults(f: &mut FaultsConfig, mut file: Section) -> Result<(), ConfigErr
     }
     file.done();
     Ok(())
+}
+
+/// `[headers]`: any name, each checked as `--header` is; a value is a
+/// string (or a number, written as is). Errors name `headers.NAME`.
+fn headers_table(value: Value) -> Result<Vec<(String, String)>, ConfigError> {
+    let Value::Table(table) = value else {
+        return Err(ConfigError::new(
+            "headers",
+            format!(
+                "expected a table ([headers], one Name = \"value\" per line), found {}",
+                shown(&value)
+            ),
+        ));
+    };
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(table.len());
+    for (name, value) in table {
+        let bad = |reason: String| ConfigError::new(format!("headers.{name}"), reason);
+        let text = match &value {
+            Value::String(text) => text.clone(),
+            Value::Integer(n) => n.to_string(),
+            other => {
+                return Err(bad(format!(
+                    "expected a string such as \"same-origin\", found {}",
+                    shown(other)
+                )));
+            }
+        };
+        let header = check_header(&name, &text).map_err(bad)?;
+        if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            return Err(bad("set twice (header names ignore case)".to_owned()));
+        }
+        headers.push(header);
+    }
+    Ok(headers)
 }
 
 /// One table of the file, its keys already checked: the values are taken
@@ -354,6 +401,8 @@ mod tests {
             server_names = ["Dev.Example", ".test.example"]
             show_hidden = true
             compress = false
+            spa = true
+            cors = true
             [supervisor]
             timeout = "1m"
             graceful_timeout = "1.5s"
@@ -366,6 +415,9 @@ mod tests {
             [faults]
             enabled = true
             allow_remote = true
+            [headers]
+            Cross-Origin-Opener-Policy = "same-origin"
+            "X-Max" = 600
             "#,
             root.str()
         );
@@ -381,6 +433,15 @@ mod tests {
         assert_eq!(c.server_names, ["dev.example", ".test.example"]);
         assert!(c.show_hidden);
         assert!(!c.compress);
+        assert!(c.spa && c.cors);
+        let header = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        assert_eq!(
+            c.headers,
+            [
+                header("Cross-Origin-Opener-Policy", "same-origin"),
+                header("X-Max", "600")
+            ]
+        );
         assert_eq!(c.supervisor.timeout, Duration::from_secs(60));
         assert_eq!(c.supervisor.graceful_timeout, Duration::from_millis(1500));
         assert_eq!(c.supervisor.max_requests, 1000);
@@ -481,6 +542,15 @@ mod tests {
             ("server_names = [\"a.example:80\"]\n", "server_names"),
             ("show_hidden = \"no\"\n", "show_hidden"),
             ("compress = \"gzip\"\n", "compress"),
+            ("spa = 1\n", "spa"),
+            ("cors = \"yes\"\n", "cors"),
+            ("headers = 5\n", "headers"),
+            ("headers = [\"X-A: 1\"]\n", "headers"),
+            ("[headers]\n\"Bad Name\" = \"x\"\n", "headers.Bad Name"),
+            ("[headers]\nX-A = true\n", "headers.X-A"),
+            ("[headers]\nX-A = \"a\\nb\"\n", "headers.X-A"),
+            ("[headers]\nServer = \"mine\"\n", "headers.Server"),
+            ("[headers]\nX-A = \"1\"\nx-a = \"2\"\n", "headers.x-a"),
             ("listen = \"example.com:80\"\n", "listen"),
             ("listen = \"127.0.0.1:65536\"\n", "listen"),
             ("root = \"/definitely/not/a/dir\"\n", "root"),

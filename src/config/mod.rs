@@ -8,7 +8,9 @@
 //! 2. the TOML file given with `--config` (see `config/forkpool.toml`, which
 //!    lists every key with its default);
 //! 3. the flags: `ROOT`, `--listen`, `--workers`, `--mode`, `--threads`,
-//!    `--accept`, `--faults`, `--hidden`, `--server-name`.
+//!    `--accept`, `--faults`, `--hidden`, `--server-name`, and the dev
+//!    server's `--spa`, `--cors`, `--header` (`--open` is the master's
+//!    business, not configuration).
 //!
 //! [`load`] builds a [`Config`] at start-up; `reload` builds a fresh one
 //! for SIGHUP from the same file and flags. Neither touches the network or
@@ -34,8 +36,8 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 use values::{
-    auto_workers, in_range, parse_accept, parse_listen, parse_mode, parse_server_name,
-    parse_workers,
+    auto_workers, in_range, parse_accept, parse_header_line, parse_listen, parse_mode,
+    parse_server_name, parse_workers,
 };
 
 /// The architecture of every worker.
@@ -92,7 +94,12 @@ impl Accept {
 /// Everything the master and the workers are told, typed and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The address to bind; `localhost:PORT` is `127.0.0.1:PORT` here, with
+    /// `listen_localhost` set.
     pub(crate) listen: SocketAddr,
+    /// `listen` was written `localhost:PORT`: bind `[::1]:PORT` as well
+    /// (browsers try `::1` first), on the same port.
+    pub(crate) listen_localhost: bool,
     /// Absolute, canonical path of the directory served.
     pub(crate) root: PathBuf,
     /// Number of workers ("auto" already resolved to the available CPUs).
@@ -120,6 +127,15 @@ pub struct Config {
     /// Compress compressible files on the fly for clients that accept it
     /// (precompressed `.br`/`.zst`/`.gz` siblings are served either way).
     pub(crate) compress: bool,
+    /// Single-page apps: a GET for a path without an extension, from a
+    /// client that accepts HTML, that matches no file gets `index.html`.
+    pub(crate) spa: bool,
+    /// `Access-Control-Allow-Origin: *` on static responses, and answers
+    /// to CORS preflights outside `/-/`.
+    pub(crate) cors: bool,
+    /// Headers added to every static response (names unique regardless of
+    /// case; a later one replaces an earlier one), checked at start-up.
+    pub(crate) headers: Vec<(String, String)>,
     pub(crate) supervisor: SupervisorConfig,
     pub(crate) lab: LabConfig,
     pub(crate) faults: FaultsConfig,
@@ -210,6 +226,7 @@ const MAX_HEADER_BYTES: RangeInclusive<u64> = 1024..=1024 * 1024;
 pub(crate) fn defaults() -> Config {
     Config {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        listen_localhost: false,
         root: PathBuf::from("."),
         workers: auto_workers(),
         mode: Mode::Process,
@@ -226,6 +243,9 @@ pub(crate) fn defaults() -> Config {
         server_names: Vec::new(),
         show_hidden: false,
         compress: true,
+        spa: false,
+        cors: false,
+        headers: Vec::new(),
         supervisor: SupervisorConfig {
             timeout: Duration::from_secs(30),
             graceful_timeout: Duration::from_secs(30),
@@ -276,12 +296,12 @@ pub(crate) struct Reloaded {
 /// caller keeps running with it.
 pub(crate) fn reload(current: &Config, cli: &Cli) -> Result<Reloaded, ConfigError> {
     let mut config = layered(cli, current.config_file.as_deref())?;
-    let asked = (config.listen, config.backlog);
-    let kept = (current.listen, current.backlog);
-    (config.listen, config.backlog) = kept;
+    let asked = (config.listen, config.listen_localhost, config.backlog);
+    let kept = (current.listen, current.listen_localhost, current.backlog);
+    (config.listen, config.listen_localhost, config.backlog) = kept;
     Ok(Reloaded {
         config: finish(config)?,
-        not_applied: (asked != kept).then_some(asked),
+        not_applied: (asked != kept).then_some((asked.0, asked.2)),
     })
 }
 
@@ -304,7 +324,28 @@ fn layered(cli: &Cli, file: Option<&Path>) -> Result<Config, ConfigError> {
 fn finish(mut config: Config) -> Result<Config, ConfigError> {
     config.root = resolve_root(&config.root)?;
     check_faults(&config)?;
+    check_accept(&config)?;
     Ok(config)
+}
+
+/// `localhost` is two sockets (127.0.0.1 and ::1), and reuseport gives
+/// each event loop one socket of one address: a loop can't have both, and
+/// a group per address would split the lab's fairness figures in two.
+/// Refused rather than guessed: the dev server wants `localhost`, the lab
+/// wants one address.
+fn check_accept(config: &Config) -> Result<(), ConfigError> {
+    if config.accept == Accept::Reuseport && config.listen_localhost {
+        return Err(ConfigError::new(
+            "accept",
+            format!(
+                "\"reuseport\" spreads connections over the sockets of one address, and \
+                 localhost:{port} is two (127.0.0.1 and [::1]); listen on 127.0.0.1:{port} \
+                 or [::1]:{port} to use reuseport, or keep accept = \"shared\"",
+                port = config.listen.port()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Fault endpoints kill and hang workers: refuse to expose them beyond
@@ -362,7 +403,8 @@ fn apply_flags(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
         config.root = root.clone();
     }
     if let Some(listen) = &cli.listen {
-        config.listen = parse_listen(listen).map_err(|r| ConfigError::new("--listen", r))?;
+        let listen = parse_listen(listen).map_err(|r| ConfigError::new("--listen", r))?;
+        (config.listen, config.listen_localhost) = (listen.addr, listen.localhost);
     }
     if let Some(workers) = &cli.workers {
         config.workers = parse_workers(workers).map_err(|r| ConfigError::new("--workers", r))?;
@@ -391,7 +433,24 @@ fn apply_flags(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
             config.server_names.push(name);
         }
     }
+    if cli.spa {
+        config.spa = true;
+    }
+    if cli.cors {
+        config.cors = true;
+    }
+    // Added to the file's headers; one the file names too is replaced.
+    for line in &cli.headers {
+        let (name, value) = parse_header_line(line).map_err(|r| ConfigError::new("--header", r))?;
+        set_header(&mut config.headers, name, value);
+    }
     Ok(())
+}
+
+/// Adds a header, replacing one of the same name (names ignore case).
+fn set_header(headers: &mut Vec<(String, String)>, name: String, value: String) {
+    headers.retain(|(old, _)| !old.eq_ignore_ascii_case(&name));
+    headers.push((name, value));
 }
 
 #[cfg(test)]
@@ -607,6 +666,76 @@ mod tests {
                 .faults
                 .enabled
         );
+    }
+
+    #[test]
+    fn localhost_means_both_stacks() {
+        let c = load_args(&["-l", "localhost:0"]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        assert!(c.listen_localhost);
+        for listen in ["127.0.0.1:0", "0", "[::1]:0"] {
+            assert!(!load_args(&["-l", listen]).unwrap().listen_localhost);
+        }
+        assert!(
+            load_text("listen = \"localhost:9\"\n")
+                .unwrap()
+                .listen_localhost
+        );
+        // The flag wins over the file both ways.
+        let file = Temp::file("listen = \"localhost:9\"\n");
+        let c = load_args(&["--config", file.str(), "-l", "127.0.0.1:9"]).unwrap();
+        assert!(!c.listen_localhost);
+        // A reload keeps the sockets in force, localhost or not.
+        let flags = cli(&["--config", file.str()]);
+        let first = load(&flags).unwrap();
+        std::fs::write(&file.0, "listen = \"127.0.0.1:9\"\n").unwrap();
+        let reloaded = reload(&first, &flags).unwrap();
+        assert!(reloaded.config.listen_localhost);
+        assert!(reloaded.not_applied.is_some());
+    }
+
+    #[test]
+    fn reuseport_on_localhost_is_refused() {
+        let err = load_args(&["-l", "localhost:0", "--accept", "reuseport"]).unwrap_err();
+        assert_eq!(err.key, "accept");
+        assert!(err.reason.contains("127.0.0.1:0"), "{err}");
+        refused(
+            "listen = \"localhost:0\"\naccept = \"reuseport\"\n",
+            "accept",
+        );
+        assert!(load_args(&["-l", "127.0.0.1:0", "--accept", "reuseport"]).is_ok());
+        assert!(load_args(&["-l", "localhost:0", "--accept", "shared"]).is_ok());
+    }
+
+    #[test]
+    fn dev_server_flags() {
+        let c = load_args(&[]).unwrap();
+        assert!(!c.spa && !c.cors && c.headers.is_empty());
+        let file = Temp::file("spa = false\n[headers]\nX-A = \"file\"\nX-B = \"file\"\n");
+        let c = load_args(&[
+            "--config",
+            file.str(),
+            "--spa",
+            "--cors",
+            "--header",
+            "x-a: flag",
+            "--header",
+            "X-C:flag",
+        ])
+        .unwrap();
+        assert!(c.spa && c.cors);
+        let pairs: Vec<(&str, &str)> = c
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        // The flag replaces the file's header of the same name, in any case.
+        assert_eq!(pairs, [("X-B", "file"), ("x-a", "flag"), ("X-C", "flag")]);
+        for bad in ["X-A", "Bad Name: 1", "X-A: a\rb", "Date: now"] {
+            let err = load_args(&["--header", bad]).unwrap_err();
+            assert_eq!(err.key, "--header", "{bad:?}: {err}");
+            assert!(err.to_string().starts_with("invalid --header: "), "{err}");
+        }
     }
 
     #[test]

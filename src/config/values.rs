@@ -2,7 +2,8 @@
 //!
 //! The parsers read what a user writes for one value, in a flag or in the
 //! file: a duration ("250ms", "1.5s"), a size ("16KiB", "64MiB"), a worker
-//! count (N or "auto"), a mode, a listen address, a server name. Each returns the reason
+//! count (N or "auto"), a mode, a listen address, a server name, a
+//! response header (`--header "Name: value"`). Each returns the reason
 //! when the value is bad; whoever knows the key or the flag names it.
 //!
 //! The typed values ([`Timeout`], [`ByteSize`], [`Listen`], …) are what the
@@ -36,7 +37,13 @@ pub(super) struct ByteSize(pub(super) u64);
 
 /// A listen address as [`parse_listen`] reads it; a bare integer is a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Listen(pub(super) SocketAddr);
+pub(super) struct Listen {
+    /// `localhost:PORT` is `127.0.0.1:PORT` here ...
+    pub(super) addr: SocketAddr,
+    /// ... and `[::1]:PORT` too, when this is set: browsers try `::1`
+    /// first for `localhost`.
+    pub(super) localhost: bool,
+}
 
 /// A number of workers, or "auto" (already resolved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +95,8 @@ impl ByteSize {
 impl Listen {
     fn from_value(v: &Value) -> Result<Listen, String> {
         match v {
-            Value::String(s) => parse_listen(s).map(Listen),
-            Value::Integer(n) => parse_listen(&n.to_string()).map(Listen),
+            Value::String(s) => parse_listen(s),
+            Value::Integer(n) => parse_listen(&n.to_string()),
             _ => Err(expected("an address such as \"127.0.0.1:8080\"", v)),
         }
     }
@@ -266,17 +273,27 @@ pub(super) fn parse_accept(s: &str) -> Result<Accept, String> {
 }
 
 /// A listen address: `IP:PORT` or `[IPv6]:PORT`, `localhost:PORT`
-/// (127.0.0.1; no resolver is consulted), or a bare `PORT` (127.0.0.1).
-/// Port 0 asks the kernel for a free port.
-pub(super) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+/// (127.0.0.1 and ::1, as browsers resolve it; no resolver is consulted),
+/// or a bare `PORT` (127.0.0.1 only). Port 0 asks the kernel for a free
+/// port.
+pub(super) fn parse_listen(s: &str) -> Result<Listen, String> {
     let s = s.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
+        return Ok(Listen {
+            addr,
+            localhost: false,
+        });
     }
-    let port = s.strip_prefix("localhost:").unwrap_or(s);
+    let (port, localhost) = match s.strip_prefix("localhost:") {
+        Some(port) => (port, true),
+        None => (s, false),
+    };
     if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
         return match port.parse::<u16>() {
-            Ok(port) => Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            Ok(port) => Ok(Listen {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                localhost,
+            }),
             Err(_) => Err(format!("port must be between 0 and 65535, found {port}")),
         };
     }
@@ -306,6 +323,57 @@ pub(super) fn parse_server_name(s: &str) -> Result<String, String> {
         ));
     }
     Ok(name.to_owned())
+}
+
+/// Names forkpool writes on every response itself (or that frame the
+/// message): a second one from the config would contradict or repeat it.
+const OWN_HEADERS: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "server",
+];
+
+/// `--header "Name: value"`: a response header for every static response,
+/// checked by [`check_header`].
+pub(super) fn parse_header_line(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once(':') else {
+        return Err(format!(
+            "expected \"Name: value\", such as \"Cross-Origin-Opener-Policy: same-origin\", \
+             found \"{s}\""
+        ));
+    };
+    check_header(name.trim(), value)
+}
+
+/// A response header as the config gives it: the name a token (RFC 9110
+/// 5.1: letters, digits and ``!#$%&'*+-.^_`|~``), not one forkpool writes
+/// itself; the value printable ASCII, spaces and tabs (no CR or LF, so it
+/// can't start another header), trimmed. Returns them as they will be sent.
+pub(super) fn check_header(name: &str, value: &str) -> Result<(String, String), String> {
+    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(format!(
+            "a header name is letters, digits and !#$%&'*+-.^_`|~, found \"{name}\""
+        ));
+    }
+    if OWN_HEADERS.iter().any(|own| own.eq_ignore_ascii_case(name)) {
+        return Err(format!(
+            "{name} is written by forkpool itself on every response"
+        ));
+    }
+    let value = value.trim_matches([' ', '\t']);
+    if let Some(bad) = value
+        .chars()
+        .find(|&c| !(c == ' ' || c == '\t' || c.is_ascii_graphic()))
+    {
+        return Err(format!(
+            "the value of {name} must be printable ASCII, found {bad:?} in \"{}\"",
+            value.escape_debug()
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// Parses a duration: a decimal number and a unit, `ms`, `s`, `m` or `h`
@@ -430,7 +498,10 @@ mod tests {
             ("8080", "127.0.0.1:8080"),
             (" 0 ", "127.0.0.1:0"),
         ] {
-            assert_eq!(parse_listen(input), Ok(want.parse().unwrap()), "{input}");
+            let listen = parse_listen(input).unwrap();
+            assert_eq!(listen.addr, want.parse().unwrap(), "{input}");
+            // Only the name means both stacks; a bare port is 127.0.0.1.
+            assert_eq!(listen.localhost, input.starts_with("localhost"), "{input}");
         }
         for bad in [
             "",
@@ -448,6 +519,37 @@ mod tests {
             load_text("listen = 9000\n").unwrap().listen,
             "127.0.0.1:9000".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn response_headers() {
+        let ok = |line: &str| parse_header_line(line).unwrap();
+        assert_eq!(
+            ok("Cross-Origin-Opener-Policy: same-origin"),
+            ("Cross-Origin-Opener-Policy".into(), "same-origin".into())
+        );
+        assert_eq!(ok(" X-A :\t a: b \t"), ("X-A".into(), "a: b".into()));
+        assert_eq!(ok("X-Empty:"), ("X-Empty".into(), String::new()));
+        assert_eq!(
+            ok("x~!#$%&'*+-.^_`|:1"),
+            ("x~!#$%&'*+-.^_`|".into(), "1".into())
+        );
+        for (bad, why) in [
+            ("no colon", "expected \"Name: value\""),
+            (": v", "a header name is"),
+            ("Bad Name: v", "a header name is"),
+            ("X(y): v", "a header name is"),
+            ("X-A: a\r\nSet-Cookie: x", "printable ASCII"),
+            ("X-A: a\nb", "printable ASCII"),
+            ("X-A: caf\u{e9}", "printable ASCII"),
+            ("X-A: \u{7f}", "printable ASCII"),
+            ("content-length: 5", "written by forkpool itself"),
+            ("Connection: close", "written by forkpool itself"),
+            ("Server: x", "written by forkpool itself"),
+        ] {
+            let err = parse_header_line(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 
     #[test]
@@ -541,8 +643,13 @@ mod tests {
         assert_eq!(typed("7"), Ok(Timeout(secs(7))));
         assert_eq!(typed("\"64MiB\""), Ok(ByteSize(64 << 20)));
         assert_eq!(typed("100"), Ok(ByteSize(100)));
-        assert_eq!(typed("\"[::1]:0\""), Ok(Listen("[::1]:0".parse().unwrap())));
-        assert_eq!(typed("9000"), Ok(Listen("127.0.0.1:9000".parse().unwrap())));
+        let listen = |addr: &str, localhost| Listen {
+            addr: addr.parse().unwrap(),
+            localhost,
+        };
+        assert_eq!(typed("\"[::1]:0\""), Ok(listen("[::1]:0", false)));
+        assert_eq!(typed("9000"), Ok(listen("127.0.0.1:9000", false)));
+        assert_eq!(typed("\"localhost:0\""), Ok(listen("127.0.0.1:0", true)));
         assert_eq!(typed("3"), Ok(Workers(3)));
         assert_eq!(typed("\"auto\""), Ok(Workers(auto_workers())));
         assert_eq!(typed("\" Thread \""), Ok(Mode::Thread));

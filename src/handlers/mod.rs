@@ -3,7 +3,9 @@
 //! Everything that is not a user's file lives under the reserved `/-/`
 //! prefix (the convention GitLab uses), so a site's own paths never collide
 //! with forkpool's. Method rules live here too, so handlers only ever see
-//! methods they support: GET and HEAD everywhere, POST (only) for faults.
+//! methods they support: GET and HEAD everywhere, POST (only) for faults,
+//! OPTIONS for static paths (answered by `static_files`: a CORS preflight
+//! with `--cors`, else `Allow`; never CORS under `/-/`).
 //! Before any of that, `access` decides who may ask: every request's `Host`
 //! must name this server (421 otherwise), `/-/` answers loopback peers
 //! unless the config opens a part of it (404 otherwise), and a fault from
@@ -27,12 +29,12 @@ pub(crate) use access::exposure;
 use access::{Access, Area, HostCheck};
 use lab::{Identity, SharedCache};
 use observe::ConfigView;
-use static_files::StaticFiles;
+use static_files::{ExtraHeaders, StaticFiles};
 
 /// The prefix of every endpoint that is not a static file.
 pub(crate) const RESERVED_PREFIX: &str = "/-/";
 
-const STATIC_ALLOW: &str = "GET, HEAD, OPTIONS";
+const STATIC_ALLOW: &str = static_files::ALLOWED_METHODS;
 
 pub(crate) struct Router {
     files: StaticFiles,
@@ -51,7 +53,9 @@ impl Router {
         Ok(Router {
             files: StaticFiles::open(&config.root)?
                 .show_hidden(config.show_hidden)
-                .compress(config.compress),
+                .compress(config.compress)
+                .spa(config.spa)
+                .extra_headers(ExtraHeaders::new(config)),
             who: Identity {
                 pid: std::process::id(),
                 position,
@@ -84,7 +88,7 @@ impl crate::http::Handler for Router {
         }
         match req.method {
             Method::Get | Method::Head => self.files.serve(req),
-            Method::Options => allow(Response::new(204, crate::http::Body::Empty)),
+            Method::Options => self.files.options(req),
             Method::Other => Response::error(501),
             _ => allow(Response::error(405)),
         }
@@ -280,6 +284,52 @@ mod tests {
         }
         assert_eq!(get(&router, LOCAL, "/-/nothing"), 404);
         assert_eq!(get(&router, LOCAL, "/-/status/x"), 404);
+    }
+
+    #[test]
+    fn cors_answers_preflights_outside_the_lab_only() {
+        let root = TempRoot::new();
+        let preflight = |path: &str| {
+            format!(
+                "OPTIONS {path} HTTP/1.1\r\nHost: localhost\r\nOrigin: http://a.example\r\n\
+                 Access-Control-Request-Method: GET\r\n\r\n"
+            )
+        };
+        let cors = router(&root, |c| {
+            c.cors = true;
+            c.headers = vec![("X-A".into(), "1".into())];
+        });
+        let answer = ask(&cors, LOCAL, &preflight("/hello.txt"));
+        assert_eq!(answer.status, 204);
+        assert_eq!(header(&answer, "Access-Control-Allow-Origin"), Some("*"));
+        assert_eq!(
+            header(&answer, "Access-Control-Allow-Methods"),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(header(&answer, "X-A"), Some("1"));
+        let get = ask(
+            &cors,
+            LOCAL,
+            "GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        );
+        assert_eq!(header(&get, "Access-Control-Allow-Origin"), Some("*"));
+        assert_eq!(header(&get, "X-A"), Some("1"));
+        // The lab keeps its own rules: no CORS, no extra headers, and
+        // OPTIONS is still not a method it takes.
+        for path in ["/-/status", "/-/work/cpu?ms=0"] {
+            let lab = ask(&cors, LOCAL, &preflight(path));
+            assert_eq!(lab.status, 405, "{path}");
+            assert!(header(&lab, "Access-Control-Allow-Origin").is_none());
+            let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            let lab = ask(&cors, LOCAL, &head);
+            assert!(header(&lab, "Access-Control-Allow-Origin").is_none());
+            assert!(header(&lab, "X-A").is_none());
+        }
+        // Without --cors a preflight is a plain OPTIONS.
+        let plain = ask(&router(&root, |_| {}), LOCAL, &preflight("/hello.txt"));
+        assert_eq!(plain.status, 204);
+        assert_eq!(header(&plain, "Allow"), Some("GET, HEAD, OPTIONS"));
+        assert!(header(&plain, "Access-Control-Allow-Origin").is_none());
     }
 
     #[test]

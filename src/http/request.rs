@@ -153,6 +153,12 @@ pub(crate) struct Request {
     pub(crate) host: String,
     pub(crate) origin: String,
     pub(crate) sec_fetch_site: String,
+    /// `Accept` (repeats combined with commas), and a CORS preflight's
+    /// `Access-Control-Request-Method` and `-Headers`: the dev server's
+    /// SPA fallback, JSON listings and `--cors` read them. Empty when absent.
+    pub(crate) accept: String,
+    pub(crate) cors_request_method: String,
+    pub(crate) cors_request_headers: String,
     /// The connection's peer, set by the connection (not parsed).
     pub(crate) peer: Option<std::net::SocketAddr>,
 }
@@ -346,6 +352,9 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
     req.host.clear();
     req.origin.clear();
     req.sec_fetch_site.clear();
+    req.accept.clear();
+    req.cors_request_method.clear();
+    req.cors_request_headers.clear();
 
     let mut hosts = 0;
     let mut content_types = 0;
@@ -401,6 +410,12 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
             set_once(&mut req.if_range, value);
         } else if name.eq_ignore_ascii_case("accept-encoding") {
             append_list(&mut req.accept_encoding, value);
+        } else if name.eq_ignore_ascii_case("accept") {
+            append_list(&mut req.accept, value);
+        } else if name.eq_ignore_ascii_case("access-control-request-method") {
+            set_once(&mut req.cors_request_method, value);
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            append_list(&mut req.cors_request_headers, value);
         } else if underscored("content-length", name) || underscored("transfer-encoding", name) {
             // A gateway that maps names to CGI/WSGI variables reads
             // `Content_Length` as the framing field: refuse the ambiguity.
@@ -947,6 +962,24 @@ mod tests {
         assert_eq!(req.accept_encoding, "gzip, br;q=0.5");
         parse_head(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1024, &mut req).unwrap();
         assert_eq!(req.accept_encoding, "");
+    }
+
+    #[test]
+    fn accept_and_cors_preflight_fields() {
+        let req = parse(
+            "OPTIONS /x HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\naccept: */*\r\n\
+             Access-Control-Request-Method: PUT\r\n\
+             Access-Control-Request-Headers: x-a\r\nAccess-Control-Request-Headers: x-b\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(req.accept, "text/html, */*");
+        assert_eq!(req.cors_request_method, "PUT");
+        assert_eq!(req.cors_request_headers, "x-a, x-b");
+        // Reused for the next request: cleared.
+        let mut reused = req;
+        parse_head(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 16 * 1024, &mut reused).unwrap();
+        assert!(reused.accept.is_empty() && reused.cors_request_method.is_empty());
+        assert!(reused.cors_request_headers.is_empty());
     }
 
     #[test]

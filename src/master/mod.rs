@@ -21,6 +21,7 @@
 //! drain, so capacity never dips.
 
 mod backoff;
+mod browser;
 mod health;
 mod listen;
 mod planner;
@@ -53,18 +54,23 @@ pub type MasterError = Box<dyn std::error::Error>;
 
 /// Runs the server until it is stopped. `Ok` means a requested stop.
 pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
-    let listeners = Listeners::open(&config)
-        .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
+    let listeners = Listeners::open(&config)?;
     let signals =
         SignalSet::register(&[SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU])?;
     let scoreboard = Scoreboard::new(MAX_WORKERS * 2)?;
     // The readiness line: tests and scripts wait for exactly this, and may
-    // signal us right after it, so the handlers are already in place.
-    let addr = listeners.local_addr()?;
+    // signal us right after it, so the handlers are already in place. One
+    // line, the first address (127.0.0.1 for `localhost`); the others go
+    // to the log.
+    let addrs = listeners.local_addrs()?;
+    let addr = addrs[0];
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}")?;
     stdout.flush()?;
     drop(stdout);
+    for also in &addrs[1..] {
+        log::info!("also listening on http://{also}");
+    }
     log::info!(
         "master pid {} serving {} with {} {} worker(s){}",
         getpid(),
@@ -81,6 +87,11 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
     // they get.
     if let Some(note) = crate::handlers::exposure(&config, addr) {
         log::warn!("{note}");
+    }
+    if cli.open {
+        // The socket is listening: the browser's first request waits in
+        // the backlog for the workers forked next.
+        browser::open(&browser::site_url(addr, config.listen_localhost));
     }
     let mut master = Master {
         planner: Planner::new(config.workers, config.supervisor.graceful_timeout),

@@ -112,7 +112,9 @@ pub(crate) struct EventLoop {
     /// already queued there.
     own_listener: bool,
     poll: Poll,
-    listener: TcpListener,
+    /// Usually one; `localhost` is two (127.0.0.1 and [::1]), all under
+    /// the one LISTENER token: an event on it drains each in turn.
+    listeners: Vec<TcpListener>,
     scheduler: Scheduler,
     accepting: Accepting,
     conns: Slab<Entry>,
@@ -139,14 +141,16 @@ impl EventLoop {
     /// boot failure.
     pub(crate) fn new(
         ctx: Arc<ServeCtx>,
-        mut listener: TcpListener,
+        mut listeners: Vec<TcpListener>,
         supervision: Supervision,
         config: &Config,
         position: usize,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        for listener in &mut listeners {
+            poll.registry()
+                .register(listener, LISTENER, Interest::READABLE)?;
+        }
         match &supervision {
             Supervision::Own(life) => {
                 let signal_fd = life.signals.as_raw_fd();
@@ -175,7 +179,7 @@ impl EventLoop {
             supervision,
             own_listener: config.accept == Accept::Reuseport,
             poll,
-            listener,
+            listeners,
             scheduler,
             accepting: Accepting::Yes,
             conns: Slab::with_capacity(config.max_connections.min(4096)),
@@ -278,12 +282,19 @@ impl EventLoop {
     }
 
     fn accept(&mut self, now: Instant) {
+        for index in 0..self.listeners.len() {
+            self.accept_from(index, now);
+        }
+    }
+
+    /// Accepts from one listener until it would block or accepting stops.
+    fn accept_from(&mut self, index: usize, now: Instant) {
         while self.accepting == Accepting::Yes {
             if self.conns.len() >= self.max_connections {
                 self.pause(Accepting::Full);
                 return;
             }
-            match self.listener.accept() {
+            match self.listeners[index].accept() {
                 Ok((stream, peer)) => {
                     self.count_accepted();
                     // Responses are written whole; don't let Nagle hold the
@@ -494,7 +505,9 @@ impl EventLoop {
             return;
         }
         if why == Accepting::Stopped {
-            let _ = self.poll.registry().deregister(&mut self.listener);
+            for listener in &mut self.listeners {
+                let _ = self.poll.registry().deregister(listener);
+            }
         }
         self.accepting = why;
     }
@@ -631,7 +644,7 @@ mod tests {
             },
             Mode::Process | Mode::Thread => Supervision::Own(life),
         };
-        let event_loop = EventLoop::new(ctx, listener, supervision, &config, 0).unwrap();
+        let event_loop = EventLoop::new(ctx, vec![listener], supervision, &config, 0).unwrap();
         (event_loop, addr)
     }
 

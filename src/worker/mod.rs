@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::{Pid, getppid};
 
-use crate::config::{Config, Mode};
+use crate::config::{Accept, Config, Mode};
 use crate::http::Handler;
 use crate::scoreboard::{Scoreboard, Slot, SlotState};
 use crate::signals::{SIGQUIT, SIGTERM, SignalSet};
@@ -49,8 +49,9 @@ pub(crate) struct WorkerSpec<'a> {
     /// Position of this worker (0-based), for names and logs.
     pub(crate) position: usize,
     pub(crate) config: &'a Config,
-    /// The sockets to accept from: one shared by every loop, or (with
-    /// `accept = "reuseport"`) one per loop of this worker, in loop order.
+    /// The sockets to accept from: shared by every loop (one, or two for
+    /// `localhost`: 127.0.0.1 and [::1]), or (with `accept = "reuseport"`)
+    /// one per loop of this worker, in loop order.
     pub(crate) listeners: Vec<&'a StdListener>,
     pub(crate) scoreboard: Scoreboard,
     pub(crate) slot: &'static Slot,
@@ -125,10 +126,17 @@ fn boot<H: Handler + 'static>(
     config.listen = first_listener.local_addr()?;
     let handler = make_handler(&config, spec.position, spec.scoreboard)?;
     let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), spec.slot));
-    // Loop `n` accepts from socket `n` (reuseport), or all from the one.
-    let listener_of_loop = |n: usize| -> io::Result<mio::net::TcpListener> {
-        let socket = spec.listeners[n % spec.listeners.len()];
-        Ok(mio::net::TcpListener::from_std(socket.try_clone()?))
+    // Loop `n` accepts from socket `n` (reuseport), or every loop from
+    // every shared socket.
+    let listeners_of_loop = |n: usize| -> io::Result<Vec<mio::net::TcpListener>> {
+        let sockets = match spec.config.accept {
+            Accept::Reuseport => std::slice::from_ref(&spec.listeners[n % spec.listeners.len()]),
+            Accept::Shared => &spec.listeners[..],
+        };
+        sockets
+            .iter()
+            .map(|socket| Ok(mio::net::TcpListener::from_std(socket.try_clone()?)))
+            .collect()
     };
     let life = Lifecycle {
         signals,
@@ -143,7 +151,7 @@ fn boot<H: Handler + 'static>(
     if spec.config.mode != Mode::ThreadLoops {
         let own = Supervision::Own(life);
         let event_loop =
-            EventLoop::new(ctx, listener_of_loop(0)?, own, spec.config, spec.position)?;
+            EventLoop::new(ctx, listeners_of_loop(0)?, own, spec.config, spec.position)?;
         return Ok(Booted::OneLoop(Box::new(event_loop)));
     }
     let control = Arc::new(LoopControl::default());
@@ -156,7 +164,7 @@ fn boot<H: Handler + 'static>(
             let ctx = Arc::clone(&ctx);
             EventLoop::new(
                 ctx,
-                listener_of_loop(row)?,
+                listeners_of_loop(row)?,
                 shared,
                 spec.config,
                 spec.position,

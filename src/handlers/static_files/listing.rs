@@ -1,14 +1,21 @@
-//! The HTML listing of a directory that has no `index.html`.
+//! The listing of a directory that has no `index.html`: an HTML page, or
+//! JSON for `Accept: application/json`.
 //!
 //! What it does: reads a directory's entries through its fd (symlinks listed
 //! as themselves, never followed, so a listing never stats outside the
-//! root), sorts directories first, then by name, and renders one page with
-//! names HTML-escaped, hrefs percent-encoded and times in UTC.
+//! root), sorts them as `?sort=name|size|date&order=asc|desc` asks
+//! (directories first whatever the order, then by the key, ties by name),
+//! and renders one page: names HTML-escaped, hrefs percent-encoded, sizes
+//! in KiB/MiB (the exact count in a tooltip), times in UTC, column headers
+//! that sort, and colours that follow `prefers-color-scheme`. The JSON is
+//! `[{"name", "type": "dir"|"file", "size" (null for a directory),
+//! "modified" (RFC 3339, UTC)}]`, in the same order.
 //!
 //! What it doesn't: decide when a listing is shown (the request flow in
-//! `mod.rs` tries `index.html` first) or which entries it shows (the flow
-//! leaves dotfiles out), paginate, or sort by anything the client asks for.
+//! `mod.rs` tries `index.html` first, and picks HTML or JSON) or which
+//! entries it shows (the flow leaves dotfiles out), or paginate.
 
+use std::cmp::Ordering;
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::fd::OwnedFd;
@@ -28,9 +35,10 @@ pub(crate) struct Entry {
     mtime: i64,
 }
 
-/// Reads a directory's entries, directories first, then by name. Entries
-/// that vanish or can't be stat'ed are skipped. Symlinks are listed as
-/// themselves (not followed), so a listing never stats outside the root.
+/// Reads a directory's entries, unsorted ([`sort_entries`] orders them).
+/// Entries that vanish or can't be stat'ed are skipped. Symlinks are
+/// listed as themselves (not followed), so a listing never stats outside
+/// the root.
 pub(crate) fn read_entries(dir_fd: OwnedFd) -> nix::Result<Vec<Entry>> {
     let mut dir = Dir::from_fd(dir_fd)?;
     // Names first: the iterator borrows the Dir we then stat through.
@@ -40,7 +48,7 @@ pub(crate) fn read_entries(dir_fd: OwnedFd) -> nix::Result<Vec<Entry>> {
         .map(|entry| entry.file_name().to_owned())
         .filter(|name| name.as_bytes() != b"." && name.as_bytes() != b"..")
         .collect();
-    let mut entries: Vec<Entry> = names
+    Ok(names
         .into_iter()
         .filter_map(|name| {
             let st = stat::fstatat(&dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
@@ -51,17 +59,103 @@ pub(crate) fn read_entries(dir_fd: OwnedFd) -> nix::Result<Vec<Entry>> {
                 name: name.into_bytes(),
             })
         })
-        .collect();
-    sort_entries(&mut entries);
-    Ok(entries)
+        .collect())
 }
 
-fn sort_entries(entries: &mut [Entry]) {
-    entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+/// What a listing is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SortKey {
+    Name,
+    Size,
+    Date,
 }
 
-/// The listing page for directory `rel` (as returned by [`super::path::decode_path`]).
-pub(crate) fn render_listing(rel: &[u8], entries: &[Entry]) -> String {
+impl SortKey {
+    const ALL: [SortKey; 3] = [SortKey::Name, SortKey::Size, SortKey::Date];
+
+    /// The value of `?sort=`.
+    fn param(self) -> &'static str {
+        match self {
+            SortKey::Name => "name",
+            SortKey::Size => "size",
+            SortKey::Date => "date",
+        }
+    }
+
+    /// The column's heading.
+    fn heading(self) -> &'static str {
+        match self {
+            SortKey::Name => "Name",
+            SortKey::Size => "Size",
+            SortKey::Date => "Modified (UTC)",
+        }
+    }
+}
+
+/// The order a listing asks for; by name, ascending, unless the query says
+/// otherwise. Unknown values are ignored, as a listing has no error page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sort {
+    pub(crate) key: SortKey,
+    pub(crate) descending: bool,
+}
+
+impl Sort {
+    /// From the query string: `sort=name|size|date`, `order=asc|desc`.
+    pub(crate) fn from_query(query: Option<&str>) -> Sort {
+        let mut sort = Sort {
+            key: SortKey::Name,
+            descending: false,
+        };
+        for pair in query.unwrap_or("").split('&') {
+            match pair.split_once('=').unwrap_or((pair, "")) {
+                ("sort", value) => {
+                    if let Some(key) = SortKey::ALL.into_iter().find(|k| k.param() == value) {
+                        sort.key = key;
+                    }
+                }
+                ("order", "asc") => sort.descending = false,
+                ("order", "desc") => sort.descending = true,
+                _ => {}
+            }
+        }
+        sort
+    }
+}
+
+/// Directories first (in either order), then by the key, ties by name.
+pub(crate) fn sort_entries(entries: &mut [Entry], sort: Sort) {
+    entries.sort_by(|a, b| {
+        let by_key = match sort.key {
+            SortKey::Name => Ordering::Equal,
+            // A directory's st_size says nothing about its content.
+            SortKey::Size if a.is_dir => Ordering::Equal,
+            SortKey::Size => a.size.cmp(&b.size),
+            SortKey::Date => a.mtime.cmp(&b.mtime),
+        }
+        .then_with(|| a.name.cmp(&b.name));
+        let by_key = if sort.descending {
+            by_key.reverse()
+        } else {
+            by_key
+        };
+        b.is_dir.cmp(&a.is_dir).then(by_key)
+    });
+}
+
+/// Light and dark, as the reader's system prefers.
+const STYLE: &str = "<style>:root{color-scheme:light dark}\
+body{font-family:system-ui,sans-serif;margin:1.5em;background:#fff;color:#1f2328}\
+a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}\
+table{border-collapse:collapse}th,td{padding:.2em 1.5em .2em 0;text-align:left}\
+th{border-bottom:1px solid #d0d7de}td.n,th.n{text-align:right}\
+tr:hover td{background:#f6f8fa}\
+@media (prefers-color-scheme: dark){body{background:#0d1117;color:#e6edf3}\
+a{color:#58a6ff}th{border-color:#30363d}tr:hover td{background:#161b22}}</style>";
+
+/// The listing page for directory `rel` (as returned by
+/// [`super::path::decode_path`]), its `entries` already in `sort` order.
+pub(crate) fn render_listing(rel: &[u8], entries: &[Entry], sort: Sort) -> String {
     let at_root = rel == b".";
     let shown = if at_root {
         "/".to_owned()
@@ -69,37 +163,110 @@ pub(crate) fn render_listing(rel: &[u8], entries: &[Entry]) -> String {
         format!("/{}/", String::from_utf8_lossy(rel))
     };
     let title = html_escape(&shown);
-    let mut html = String::with_capacity(512 + entries.len() * 160);
+    let mut html = String::with_capacity(1024 + entries.len() * 200);
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
-         <title>Index of {title}</title>\
-         <style>body{{font-family:sans-serif}}td{{padding:0 1em 0 0}}\
-         td.n{{text-align:right}}</style></head>\n\
-         <body><h1>Index of {title}</h1>\n<table>\n\
-         <tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr>\n"
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Index of {title}</title>{STYLE}</head>\n\
+         <body><h1>Index of {title}</h1>\n<table>\n<tr>"
     );
+    for key in SortKey::ALL {
+        heading(&mut html, key, sort);
+    }
+    html.push_str("</tr>\n");
     if !at_root {
         html.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
     }
     for entry in entries {
         let slash = if entry.is_dir { "/" } else { "" };
-        let size = if entry.is_dir {
-            "-".to_owned()
-        } else {
-            entry.size.to_string()
-        };
-        let _ = writeln!(
+        let _ = write!(
             html,
-            "<tr><td><a href=\"{href}{slash}\">{name}{slash}</a></td>\
-             <td class=\"n\">{size}</td><td>{time}</td></tr>",
+            "<tr><td><a href=\"{href}{slash}\">{name}{slash}</a></td>",
             href = percent_encode(&entry.name),
             name = html_escape(&String::from_utf8_lossy(&entry.name)),
-            time = format_utc(entry.mtime),
         );
+        if entry.is_dir {
+            html.push_str("<td class=\"n\">-</td>");
+        } else {
+            let _ = write!(
+                html,
+                "<td class=\"n\" title=\"{} bytes\">{}</td>",
+                entry.size,
+                human_size(entry.size)
+            );
+        }
+        let _ = writeln!(html, "<td>{}</td></tr>", format_utc(entry.mtime));
     }
     html.push_str("</table>\n</body></html>\n");
     html
+}
+
+/// A column heading that sorts by its key: ascending first, and the other
+/// way round when the listing is already sorted by it (marked by an arrow).
+fn heading(html: &mut String, key: SortKey, sort: Sort) {
+    let (order, arrow) = match (sort.key == key, sort.descending) {
+        (true, false) => ("desc", " &uarr;"),
+        (true, true) => ("asc", " &darr;"),
+        (false, _) => ("asc", ""),
+    };
+    let class = if key == SortKey::Size {
+        " class=\"n\""
+    } else {
+        ""
+    };
+    let _ = write!(
+        html,
+        "<th{class}><a href=\"?sort={}&amp;order={order}\">{}</a>{arrow}</th>",
+        key.param(),
+        key.heading()
+    );
+}
+
+/// One row of the JSON listing, its fields in this order.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    name: std::borrow::Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    size: Option<u64>,
+    modified: String,
+}
+
+/// The listing as JSON; see the module docs.
+pub(crate) fn listing_json(entries: &[Entry]) -> String {
+    let rows: Vec<JsonRow<'_>> = entries
+        .iter()
+        .map(|entry| JsonRow {
+            name: String::from_utf8_lossy(&entry.name),
+            kind: if entry.is_dir { "dir" } else { "file" },
+            size: (!entry.is_dir).then_some(entry.size),
+            modified: format_rfc3339(entry.mtime),
+        })
+        .collect();
+    // Strings and numbers only: serializing can't fail.
+    let mut json = serde_json::to_string(&rows).unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// `37 B`, `1.5 KiB`, `12 MiB`: three significant figures at most.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -136,6 +303,18 @@ fn percent_encode(name: &[u8]) -> String {
     out
 }
 
+/// `2026-11-24T07:30:12Z` for a Unix time.
+fn format_rfc3339(secs: i64) -> String {
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let second_of_day = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
 /// `2026-11-24 07:30` (UTC) for a Unix time.
 fn format_utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
@@ -167,7 +346,9 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use crate::handlers::static_files::StaticFiles;
-    use crate::handlers::static_files::test_support::{HELLO, TempRoot, body_text, get, header};
+    use crate::handlers::static_files::test_support::{
+        HELLO, TempRoot, body_text, get, get_with, header,
+    };
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
 
@@ -195,7 +376,10 @@ mod tests {
             assert!(html.contains("q&quot;&#39;.txt"), "{html}");
             assert!(html.contains("href=\"sub/\">sub/</a>"), "{html}");
             assert!(!html.contains("hidden"), "dotfiles are not listed");
-            assert!(html.contains(&format!("<td class=\"n\">{}</td>", HELLO.len())));
+            assert!(html.contains(&format!(
+                "<td class=\"n\" title=\"{0} bytes\">{0} B</td>",
+                HELLO.len()
+            )));
             // Directories (evil.com, site, sub) before files, each by name.
             let pos = |needle: &str| html.find(needle).unwrap();
             assert!(pos("href=\"evil.com/\"") < pos("href=\"site/\""));
@@ -265,7 +449,7 @@ mod tests {
                 mtime: 0,
             },
         ];
-        sort_entries(&mut entries);
+        sort_entries(&mut entries, Sort::from_query(None));
         let names: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
         assert_eq!(names, [&b"c"[..], b"z", b"a", b"b"]);
     }
@@ -278,14 +462,15 @@ mod tests {
             size: 4096,
             mtime: 86_400,
         }];
-        let top = render_listing(b".", &entries);
+        let by_name = Sort::from_query(None);
+        let top = render_listing(b".", &entries, by_name);
         assert!(top.contains("<title>Index of /</title>"), "{top}");
         assert!(!top.contains("../"), "{top}");
         assert!(
             top.contains("<a href=\"x%26y/\">x&amp;y/</a></td><td class=\"n\">-</td><td>1970-01-02 00:00</td>"),
             "{top}"
         );
-        let below = render_listing(b"a/<b>", &[]);
+        let below = render_listing(b"a/<b>", &[], by_name);
         assert!(below.contains("<h1>Index of /a/&lt;b&gt;/</h1>"), "{below}");
         assert!(below.contains("<a href=\"../\">../</a>"), "{below}");
     }
@@ -306,6 +491,168 @@ mod tests {
         // link-dir points at a directory but is listed as the link it is.
         assert!(!find(b"link-dir").unwrap().is_dir);
         assert_eq!(find(b"hello.txt").unwrap().size, HELLO.len() as u64);
-        assert!(entries[0].is_dir, "directories first");
+        assert!(entries.iter().any(|e| e.is_dir));
+    }
+
+    fn entry(name: &str, is_dir: bool, size: u64, mtime: i64) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            is_dir,
+            size,
+            mtime,
+        }
+    }
+
+    fn sorted(query: &str) -> Vec<String> {
+        let mut entries = vec![
+            entry("b.txt", false, 10, 300),
+            entry("docs", true, 4096, 100),
+            entry("a.txt", false, 2000, 100),
+            entry("c.txt", false, 10, 200),
+            entry("assets", true, 64, 200),
+        ];
+        sort_entries(&mut entries, Sort::from_query(Some(query)));
+        entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn sorts_by_name_size_or_date_directories_first() {
+        // Sizes: equal ones by name; directories by name (their size is the
+        // file system's business). Other parameters don't matter.
+        for (query, order) in [
+            ("", ["assets", "docs", "a.txt", "b.txt", "c.txt"]),
+            ("order=desc", ["docs", "assets", "c.txt", "b.txt", "a.txt"]),
+            ("sort=size", ["assets", "docs", "b.txt", "c.txt", "a.txt"]),
+            (
+                "sort=size&order=desc",
+                ["docs", "assets", "a.txt", "c.txt", "b.txt"],
+            ),
+            (
+                "x=1&sort=date",
+                ["docs", "assets", "a.txt", "c.txt", "b.txt"],
+            ),
+            (
+                "sort=date&order=desc",
+                ["assets", "docs", "b.txt", "c.txt", "a.txt"],
+            ),
+        ] {
+            assert_eq!(sorted(query), order, "{query}");
+        }
+        // Nonsense is the default order.
+        assert_eq!(sorted("sort=colour&order=up"), sorted(""));
+    }
+
+    #[test]
+    fn headings_sort_and_show_the_order() {
+        let entries = [entry("big.bin", false, 3 << 20, 0)];
+        let html = render_listing(b".", &entries, Sort::from_query(Some("sort=size")));
+        assert!(
+            html.contains("<a href=\"?sort=size&amp;order=desc\">Size</a> &uarr;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"?sort=name&amp;order=asc\">Name</a></th>"),
+            "{html}"
+        );
+        assert!(html.contains("?sort=date&amp;order=asc"), "{html}");
+        assert!(
+            html.contains("title=\"3145728 bytes\">3.0 MiB</td>"),
+            "{html}"
+        );
+        let html = render_listing(
+            b".",
+            &entries,
+            Sort::from_query(Some("sort=date&order=desc")),
+        );
+        assert!(
+            html.contains("<a href=\"?sort=date&amp;order=asc\">Modified (UTC)</a> &darr;"),
+            "{html}"
+        );
+        // Readable in the dark.
+        assert!(html.contains("color-scheme:light dark"), "{html}");
+        assert!(
+            html.contains("@media (prefers-color-scheme: dark)"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn human_sizes() {
+        for (bytes, shown) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (10 * 1024, "10 KiB"),
+            (1023 * 1024, "1023 KiB"),
+            (5 << 20, "5.0 MiB"),
+            (123 << 30, "123 GiB"),
+            (u64::MAX, "16 EiB"),
+        ] {
+            assert_eq!(human_size(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn json_rows() {
+        let entries = [
+            entry("d\"ir", true, 4096, 0),
+            entry("f.txt", false, 12, 1_795_505_412),
+        ];
+        let json: serde_json::Value = serde_json::from_str(&listing_json(&entries)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"name": "d\"ir", "type": "dir", "size": null, "modified": "1970-01-01T00:00:00Z"},
+                {"name": "f.txt", "type": "file", "size": 12, "modified": "2026-11-24T07:30:12Z"},
+            ])
+        );
+        assert_eq!(listing_json(&[]), "[]\n");
+        // Fields in the documented order.
+        assert!(
+            listing_json(&entries[1..])
+                .starts_with("[{\"name\":\"f.txt\",\"type\":\"file\",\"size\":12,\"modified\":"),
+            "{}",
+            listing_json(&entries[1..])
+        );
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn a_json_listing_for_a_json_client() {
+        let root = TempRoot::new();
+        for sf in root.servers() {
+            let mut resp = get_with(&sf, "/sub/", "Accept: application/json\r\n");
+            assert_eq!(resp.status, 200);
+            assert_eq!(header(&resp, "Content-Type"), Some("application/json"));
+            assert_eq!(header(&resp, "Vary"), Some("Accept"));
+            let json: serde_json::Value = serde_json::from_str(&body_text(&mut resp)).unwrap();
+            assert_eq!(json[0]["name"], "inner.txt");
+            assert_eq!(json[0]["type"], "file");
+            assert_eq!(json[0]["size"], 5);
+            assert_eq!(json.as_array().unwrap().len(), 1);
+            // Dotfiles stay out of JSON too; the order is the query's.
+            let mut resp = get_with(
+                &sf,
+                "/?sort=size&order=desc",
+                "Accept: text/html;q=0.9, Application/JSON\r\n",
+            );
+            let text = body_text(&mut resp);
+            assert!(!text.contains(".hidden"), "{text}");
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let rows = json.as_array().unwrap();
+            let first_file = rows.iter().position(|row| row["type"] == "file").unwrap();
+            assert!(rows[..first_file].iter().all(|row| row["type"] == "dir"));
+            assert_eq!(rows[first_file]["name"], "hello.txt", "{json}");
+            // A browser gets HTML.
+            let resp = get_with(&sf, "/", "Accept: text/html,*/*;q=0.8\r\n");
+            assert_eq!(
+                header(&resp, "Content-Type"),
+                Some("text/html; charset=utf-8")
+            );
+        }
     }
 }

@@ -11,16 +11,26 @@
 //! here, but for a compressible file of at most 8 MiB compressed on the
 //! fly for a client that accepts it (`compress`, which also picks
 //! precompressed `.br`/`.zst`/`.gz` siblings). Directories get a
-//! trailing-slash redirect, their `index.html`, or an HTML listing
-//! (`listing`).
+//! trailing-slash redirect, their `index.html`, or a listing (`listing`:
+//! HTML, or JSON for `Accept: application/json`).
+//!
+//! The dev server's part of the flow: a path that matches no file gets the
+//! root's `index.html` instead (`spa`, for single-page apps) when it has no
+//! extension and the client accepts HTML; every other 404 has the root's
+//! `404.html` as its body when there is one (opened beneath the root like
+//! any file). Every response then gets the CORS and configured headers
+//! (`headers`). None of it costs a file that is found anything but a
+//! branch or two.
 //!
 //! What it doesn't: multipart ranges (a multi-range request gets the whole
-//! file), content negotiation other than the coding, writes, or caching
-//! metadata (a dev server must always show the file as it is now). Methods other than
-//! GET and HEAD never get here: the router answers them.
+//! file), content negotiation beyond the coding and the above, writes, or
+//! caching metadata (a dev server must always show the file as it is now).
+//! Methods other than GET, HEAD and OPTIONS never get here: the router
+//! answers them.
 
 mod compress;
 mod confined;
+mod headers;
 mod listing;
 mod path;
 mod range;
@@ -39,9 +49,10 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::sys::stat::{self, FileStat, SFlag};
 
-use crate::http::{Body, Request, Response};
+use crate::http::{Body, Method, Request, Response};
 use confined::ConfinedRoot;
-use listing::{read_entries, render_listing};
+pub(crate) use headers::{ALLOWED_METHODS, ExtraHeaders};
+use listing::{Sort, listing_json, read_entries, render_listing, sort_entries};
 use path::{child, decode_path, file_name, is_hidden};
 use range::{ByteRange, parse_range};
 use validators::{Validators, if_range_allows, not_modified};
@@ -54,6 +65,10 @@ pub(crate) struct StaticFiles {
     show_hidden: bool,
     /// Compress compressible files on the fly (see `compress`).
     compress: bool,
+    /// Serve `index.html` for page requests that match no file.
+    spa: bool,
+    /// CORS and the configured headers, on every response.
+    extra: ExtraHeaders,
 }
 
 impl StaticFiles {
@@ -64,7 +79,21 @@ impl StaticFiles {
             root: ConfinedRoot::open(root)?,
             show_hidden: false,
             compress: true,
+            spa: false,
+            extra: ExtraHeaders::default(),
         })
+    }
+
+    /// The single-page-app fallback (builder style).
+    pub(crate) fn spa(mut self, on: bool) -> StaticFiles {
+        self.spa = on;
+        self
+    }
+
+    /// CORS and configured headers for every response (builder style).
+    pub(crate) fn extra_headers(mut self, extra: ExtraHeaders) -> StaticFiles {
+        self.extra = extra;
+        self
     }
 
     /// Serves (and lists) dotfiles and dot-directories too when `show` is
@@ -79,6 +108,20 @@ impl StaticFiles {
     /// HEAD gets exactly the GET response; the connection drops the body,
     /// so the `Content-Length` stays right.
     pub(crate) fn serve(&self, req: &Request) -> Response {
+        self.extra.apply(self.find(req))
+    }
+
+    /// OPTIONS for a path outside `/-/`: the answer to a CORS preflight
+    /// when CORS is on, else 204 with `Allow`.
+    pub(crate) fn options(&self, req: &Request) -> Response {
+        self.extra.preflight(req).unwrap_or_else(|| {
+            self.extra
+                .apply(Response::new(204, Body::Empty).header("Allow", ALLOWED_METHODS))
+        })
+    }
+
+    /// The request flow; see the module docs.
+    fn find(&self, req: &Request) -> Response {
         // `*` (OPTIONS) is the only non-origin-form target that reaches us.
         if !req.target.starts_with('/') {
             return Response::error(400);
@@ -86,10 +129,11 @@ impl StaticFiles {
         let path = req.path();
         let rel = match decode_path(path) {
             Ok(rel) => rel,
+            Err(404) => return self.not_found(),
             Err(status) => return Response::error(status),
         };
         if !self.show_hidden && is_hidden(&rel) {
-            return Response::error(404);
+            return self.not_found();
         }
         // Keep a trailing slash for the kernel: `file.txt/` is then ENOTDIR
         // (404), as it would be on any other server.
@@ -100,7 +144,9 @@ impl StaticFiles {
         };
         let fd = match self.root.open_beneath(&open_path) {
             Ok(fd) => fd,
-            Err(err) => return open_error(err, &rel),
+            // No such file: perhaps a route of a single-page app.
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return self.missing(req, &rel),
+            Err(err) => return self.open_error(err, &rel),
         };
         let st = match stat::fstat(&fd) {
             Ok(st) => st,
@@ -115,6 +161,67 @@ impl StaticFiles {
             Kind::Dir => self.serve_dir(req, &rel, fd),
             // FIFOs, sockets and devices are not content.
             Kind::Other => Response::error(403),
+        }
+    }
+
+    /// Nothing at the path: the app's `index.html` for a page request in
+    /// SPA mode, else the 404.
+    fn missing(&self, req: &Request, rel: &[u8]) -> Response {
+        if self.spa
+            && wants_a_page(req, rel)
+            && let Ok(fd) = self.root.open_beneath(b"index.html")
+            && let Ok(st) = stat::fstat(&fd)
+            && kind(&st) == Kind::File
+        {
+            // Same path, another answer for another Accept.
+            return serve_file(req, b"index.html", File::from(fd), &st).header("Vary", "Accept");
+        }
+        self.not_found()
+    }
+
+    /// A 404, with the root's `404.html` as its body if it has one (a
+    /// regular file, beneath the root like any other), else the plain one.
+    fn not_found(&self) -> Response {
+        if let Ok(fd) = self.root.open_beneath(b"404.html")
+            && let Ok(st) = stat::fstat(&fd)
+            && kind(&st) == Kind::File
+        {
+            let len = u64::try_from(st.st_size).unwrap_or(0);
+            let file = File::from(fd);
+            return Response::new(
+                404,
+                Body::File {
+                    file,
+                    offset: 0,
+                    len,
+                },
+            )
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("Cache-Control", "no-cache")
+            .header("X-Content-Type-Options", "nosniff");
+        }
+        Response::error(404)
+    }
+
+    /// The answer when a path can't be opened. Only the unexpected is
+    /// logged: a 404 is a client's business, not the operator's.
+    fn open_error(&self, err: Errno, rel: &[u8]) -> Response {
+        match err {
+            // EXDEV: the walk would leave the root; ELOOP: too many
+            // symlinks or a magic link. Both look like "no such file" from
+            // outside (but are no SPA route).
+            Errno::ENOENT | Errno::ENOTDIR | Errno::EXDEV | Errno::ELOOP | Errno::ENAMETOOLONG => {
+                self.not_found()
+            }
+            // ENXIO: a socket file (or a device without a driver).
+            Errno::EACCES | Errno::EPERM | Errno::ENXIO => Response::error(403),
+            other => {
+                log::warn!(
+                    "static: opening {:?}: {other}",
+                    String::from_utf8_lossy(rel)
+                );
+                Response::error(500)
+            }
         }
     }
 
@@ -140,33 +247,45 @@ impl StaticFiles {
         if !self.show_hidden {
             entries.retain(|entry| !is_hidden(&child(rel, &entry.name)));
         }
-        let html = render_listing(rel, &entries);
-        Response::new(200, Body::Bytes(html.into_bytes()))
-            .header("Content-Type", "text/html; charset=utf-8")
+        let sort = Sort::from_query(req.query());
+        sort_entries(&mut entries, sort);
+        let (body, content_type) = if accepts(req, "application/json") {
+            (listing_json(&entries), "application/json")
+        } else {
+            (
+                render_listing(rel, &entries, sort),
+                "text/html; charset=utf-8",
+            )
+        };
+        Response::new(200, Body::Bytes(body.into_bytes()))
+            .header("Content-Type", content_type)
             .header("Cache-Control", "no-cache")
             .header("X-Content-Type-Options", "nosniff")
+            .header("Vary", "Accept")
     }
 }
 
-/// The answer when a path can't be opened. Only the unexpected is logged:
-/// a 404 is a client's business, not the operator's.
-fn open_error(err: Errno, rel: &[u8]) -> Response {
-    match err {
-        // EXDEV: the walk would leave the root; ELOOP: too many symlinks or
-        // a magic link. Both look like "no such file" from outside.
-        Errno::ENOENT | Errno::ENOTDIR | Errno::EXDEV | Errno::ELOOP | Errno::ENAMETOOLONG => {
-            Response::error(404)
-        }
-        // ENXIO: a socket file (or a device without a driver).
-        Errno::EACCES | Errno::EPERM | Errno::ENXIO => Response::error(403),
-        other => {
-            log::warn!(
-                "static: opening {:?}: {other}",
-                String::from_utf8_lossy(rel)
-            );
-            Response::error(500)
-        }
-    }
+/// Whether `Accept` names `media_type` (ignoring case and parameters; a
+/// wildcard doesn't count: every client sends `*/*`).
+fn accepts(req: &Request, media_type: &str) -> bool {
+    req.accept.split(',').any(|range| {
+        let essence = range.split(';').next().unwrap_or("");
+        essence
+            .trim_matches([' ', '\t'])
+            .eq_ignore_ascii_case(media_type)
+    })
+}
+
+/// A request the SPA fallback answers: GET or HEAD, from a client that
+/// accepts HTML (a browser navigating, not `fetch` or an `<img>`), for a
+/// path (`rel`, decoded) whose last segment has no extension
+/// (`/app/settings`, not `/app.js`, which must stay a 404 so a missing
+/// asset shows).
+fn wants_a_page(req: &Request, rel: &[u8]) -> bool {
+    let last = rel.rsplit(|&b| b == b'/').next().unwrap_or(b"");
+    matches!(req.method, Method::Get | Method::Head)
+        && !last.contains(&b'.')
+        && accepts(req, "text/html")
 }
 
 /// The 301 that adds the trailing slash, so relative links in the page work.
@@ -265,7 +384,7 @@ mod tests {
     use nix::sys::stat::Mode;
     use std::os::unix::fs::symlink;
     use std::time::{Duration, UNIX_EPOCH};
-    use test_support::{HELLO, TempRoot, body_bytes, body_text, get, header, request};
+    use test_support::{HELLO, TempRoot, body_bytes, body_text, get, get_with, header, request};
 
     #[test]
     fn is_send_and_sync() {
@@ -478,6 +597,140 @@ mod tests {
         let html = body_text(&mut get(&shown, "/"));
         assert!(html.contains("href=\".hidden\""), "{html}");
         assert!(html.contains("href=\".git/\""), "{html}");
+    }
+
+    const PAGE: &str = "Accept: text/html,application/xhtml+xml,*/*;q=0.8\r\n";
+
+    #[test]
+    fn spa_serves_the_index_for_page_requests_that_match_nothing() {
+        let root = TempRoot::new();
+        std::fs::write(root.path.join("index.html"), b"<p>app</p>").unwrap();
+        for sf in root.servers() {
+            let sf = sf.spa(true);
+            for target in [
+                "/app/settings",
+                "/app/settings/",
+                "/users/42?tab=x",
+                "/hello.txt/x",
+            ] {
+                let mut resp = get_with(&sf, target, PAGE);
+                assert_eq!(resp.status, 200, "{target}");
+                assert_eq!(body_text(&mut resp), "<p>app</p>", "{target}");
+                assert_eq!(
+                    header(&resp, "Content-Type"),
+                    Some("text/html; charset=utf-8")
+                );
+                assert_eq!(header(&resp, "Vary"), Some("Accept"));
+                assert!(header(&resp, "ETag").is_some());
+            }
+            let head = sf.serve(&request("HEAD", "/app/settings", PAGE));
+            assert_eq!(head.status, 200);
+            assert_eq!(head.body.len(), "<p>app</p>".len() as u64);
+            // Missing assets, clients that don't want a page, dotfiles and
+            // traversal stay 404.
+            for (target, extra) in [
+                ("/app.js", PAGE),
+                ("/app/logo.png", PAGE),
+                ("/app%2Ejs", PAGE),
+                ("/app/settings", ""),
+                ("/app/settings", "Accept: */*\r\n"),
+                ("/app/settings", "Accept: application/json\r\n"),
+                ("/.env", PAGE),
+                ("/.git/config", PAGE),
+                ("/../etc", PAGE),
+            ] {
+                assert_eq!(get_with(&sf, target, extra).status, 404, "{target} {extra}");
+            }
+            // What exists is served as always.
+            assert_eq!(
+                body_text(&mut get_with(&sf, "/hello.txt", PAGE)).as_bytes(),
+                HELLO
+            );
+            assert!(body_text(&mut get_with(&sf, "/sub/", PAGE)).contains("Index of /sub/"));
+            assert_eq!(get_with(&sf, "/sub", PAGE).status, 301);
+        }
+        // Off by default.
+        let sf = StaticFiles::open(&root.path).unwrap();
+        assert_eq!(get_with(&sf, "/app/settings", PAGE).status, 404);
+        // No index.html: nothing to fall back to.
+        std::fs::remove_file(root.path.join("index.html")).unwrap();
+        let sf = StaticFiles::open(&root.path).unwrap().spa(true);
+        assert_eq!(get_with(&sf, "/app/settings", PAGE).status, 404);
+    }
+
+    #[test]
+    fn a_404_html_in_the_root_is_the_body_of_every_404() {
+        let root = TempRoot::new();
+        for sf in root.servers() {
+            let mut plain = get(&sf, "/nope");
+            assert_eq!(body_text(&mut plain), "404 Not Found\n");
+        }
+        std::fs::write(root.path.join("404.html"), b"<h1>lost</h1>").unwrap();
+        for sf in root.servers() {
+            let sf = sf.spa(true);
+            for (target, extra) in [
+                ("/nope", ""),
+                ("/sub/nope.txt", ""),
+                ("/hello.txt/", ""),
+                ("/.hidden", ""),
+                ("/../../etc/passwd", ""),
+                ("/link-up", ""),
+                ("/app.js", PAGE),
+            ] {
+                let mut resp = get_with(&sf, target, extra);
+                assert_eq!(resp.status, 404, "{target}");
+                assert_eq!(body_text(&mut resp), "<h1>lost</h1>", "{target}");
+                assert_eq!(
+                    header(&resp, "Content-Type"),
+                    Some("text/html; charset=utf-8")
+                );
+            }
+            let head = sf.serve(&request("HEAD", "/nope", ""));
+            assert_eq!((head.status, head.body.len()), (404, 13));
+            // Other errors keep their own bodies.
+            assert_eq!(body_text(&mut get(&sf, "/%zz")), "400 Bad Request\n");
+            // The page itself is a file like any other.
+            assert_eq!(get(&sf, "/404.html").status, 200);
+        }
+        // Opened beneath the root: a symlink out of it is not followed, and
+        // a directory is no page.
+        std::fs::remove_file(root.path.join("404.html")).unwrap();
+        symlink("/etc/hostname", root.path.join("404.html")).unwrap();
+        let sf = StaticFiles::open(&root.path).unwrap();
+        assert_eq!(body_text(&mut get(&sf, "/nope")), "404 Not Found\n");
+        std::fs::remove_file(root.path.join("404.html")).unwrap();
+        std::fs::create_dir(root.path.join("404.html")).unwrap();
+        assert_eq!(body_text(&mut get(&sf, "/nope")), "404 Not Found\n");
+    }
+
+    #[test]
+    fn extra_headers_reach_every_static_response() {
+        let root = TempRoot::new();
+        let mut config = crate::config::defaults();
+        config.cors = true;
+        config.headers = vec![("X-Dev".into(), "1".into())];
+        let sf = StaticFiles::open(&root.path)
+            .unwrap()
+            .extra_headers(ExtraHeaders::new(&config));
+        let etag = header(&get(&sf, "/hello.txt"), "ETag").unwrap().to_owned();
+        for resp in [
+            get(&sf, "/hello.txt"),
+            get(&sf, "/sub/"),
+            get(&sf, "/sub"),
+            get(&sf, "/nope"),
+            get_with(&sf, "/hello.txt", &format!("If-None-Match: {etag}\r\n")),
+            get_with(&sf, "/hello.txt", "Range: bytes=0-1\r\n"),
+            sf.options(&request("OPTIONS", "/hello.txt", "")),
+        ] {
+            assert_eq!(header(&resp, "Access-Control-Allow-Origin"), Some("*"));
+            assert_eq!(header(&resp, "X-Dev"), Some("1"), "{}", resp.status);
+        }
+        let plain = StaticFiles::open(&root.path).unwrap();
+        let resp = get(&plain, "/hello.txt");
+        assert!(header(&resp, "Access-Control-Allow-Origin").is_none());
+        let options = plain.options(&request("OPTIONS", "/hello.txt", ""));
+        assert_eq!(options.status, 204);
+        assert_eq!(header(&options, "Allow"), Some("GET, HEAD, OPTIONS"));
     }
 
     #[test]
