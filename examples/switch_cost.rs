@@ -731,45 +731,35 @@ impl Drop for SharedWord {
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32, private: bool) -> io::Result<()> {
-    let op = libc::FUTEX_WAIT | if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };
     // No timeout: one would arm a timer on every wait and add its cost to
     // every switch. The watchdog's abort wakes us instead.
-    // SAFETY: `word` is a live, aligned u32 for the whole call; the other
-    // pointers are null, which FUTEX_WAIT accepts (no timeout, unused).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            op,
-            expected,
-            ptr::null::<libc::timespec>(),
-            ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    if rc == -1 {
-        let error = io::Error::last_os_error();
+    match futex(word, libc::FUTEX_WAIT, expected, private) {
         // EAGAIN: the word changed before we slept; EINTR: a signal. Both
         // send the caller back to re-read the word.
-        if !matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
-            return Err(error);
-        }
+        Err(error) if matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => Ok(()),
+        other => other,
     }
-    Ok(())
 }
 
 fn futex_wake(word: &AtomicU32, waiters: i32, private: bool) -> io::Result<()> {
-    let op = libc::FUTEX_WAKE | if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };
-    // SAFETY: `word` is a live, aligned u32 for the whole call; FUTEX_WAKE
-    // reads no other argument.
+    futex(word, libc::FUTEX_WAKE, waiters as u32, private)
+}
+
+/// FUTEX_WAIT (`value`: the expected word) or FUTEX_WAKE (`value`: how many
+/// to wake); private unless the word is shared between processes.
+fn futex(word: &AtomicU32, op: i32, value: u32, private: bool) -> io::Result<()> {
+    let op = op | if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };
+    // SAFETY: `word` is a live, aligned u32 for the whole call; the timeout
+    // and second address are null, which both operations accept (no
+    // timeout; unused).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             op,
-            waiters,
-            0usize,
-            0usize,
+            value,
+            ptr::null::<libc::timespec>(),
+            ptr::null::<u32>(),
             0u32,
         )
     };

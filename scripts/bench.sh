@@ -154,10 +154,7 @@ trap cleanup EXIT
 mkdir -p "$work/site"
 # nginx workers run as an unprivileged user: let them read the site.
 chmod 755 "$work" "$work/site"
-# Text (base64 of random bytes), cut to size; no pipe is cut short (that
-# would be a SIGPIPE, fatal under pipefail).
-head -c $((file_bytes * 3 / 4 + 3)) /dev/urandom | base64 -w 0 > "$work/site/$file_name"
-truncate -s "$file_bytes" "$work/site/$file_name"
+make_test_file "$work/site/$file_name" "$file_bytes"
 cat > "$work/forkpool.toml" <<EOF
 # Access logging costs a write per request; nginx's is off below too.
 access_log = false
@@ -193,18 +190,6 @@ start_forkpool() {
     --config "${FORKPOOL_CONFIG:-$work/forkpool.toml}" --listen 127.0.0.1:0 "$@"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_port NAME PORT: until something accepts on PORT.
-wait_port() {
-  local deadline=$((SECONDS + 10))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "bench.sh: $1 did not start" >&2; cat "$work/$1.err" >&2; exit 1; }
-    sleep 0.05
-  done
-}
 
 start_nginx() {
   local port
@@ -212,7 +197,7 @@ start_nginx() {
   write_nginx_conf "$work/nginx.conf" "$workers" "$port" "$work/nginx.pid" "$work/nginx.err" "$work/site"
   "${pin_server[@]}" nginx -c "$work/nginx.conf" -p "$work" &
   pids+=($!)
-  wait_port nginx "$port"
+  wait_port nginx "$port" "$work/nginx.err"
   echo "nginx $port $!" >> "$work/ports"
 }
 
@@ -225,7 +210,7 @@ start_lighttpd() {
   port=$(free_port)
   write_lighttpd_conf "$work/$name.conf" "$workers" "$port" "$work/$name.pid" "$work/$name.err" "$work/site" "$extra"
   "${pin_server[@]}" setsid lighttpd -D -f "$work/$name.conf" > /dev/null 2>> "$work/$name.err" &
-  wait_port "$name" "$port"
+  wait_port "$name" "$port" "$work/$name.err"
   echo "$name $port $(cat "$work/$name.pid")" >> "$work/ports"
 }
 

@@ -88,17 +88,9 @@ trap cleanup EXIT
 
 mkdir -p "$work/site"
 chmod 755 "$work" "$work/site"
-head -c $((file_bytes * 3 / 4 + 3)) /dev/urandom | base64 -w 0 > "$work/site/$file_name"
-truncate -s "$file_bytes" "$work/site/$file_name"
+make_test_file "$work/site/$file_name" "$file_bytes"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-wait_port() {
-  local deadline=$((SECONDS + 10))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "syscalls.sh: $server did not start" >&2; cat "$work/err" >&2; exit 1; }
-    sleep 0.05
-  done
-}
+port=$(free_port)
 
 case "$server" in
   process|thread|process-log)
@@ -131,7 +123,7 @@ case "$server" in
     "${pin_server[@]}" setsid lighttpd -D -f "$work/lighttpd.conf" > /dev/null 2>> "$work/err" &
     ;;
 esac
-wait_port
+wait_port "$server" "$port" "$work/err"
 [ "${server%-fresh}" = lighttpd ] && root_pid=$(cat "$work/lighttpd.pid")
 # The workers: the master's children (forkpool, nginx, lighttpd and floor
 # masters never serve).

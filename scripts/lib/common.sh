@@ -157,3 +157,26 @@ mimetype.assign = (".txt" => "text/plain")
 ${7:-}
 CONF
 }
+
+# make_test_file PATH BYTES: a file of exactly BYTES of text (base64 of
+# random bytes), written without a pipe that could be cut short (a SIGPIPE
+# is fatal under pipefail).
+make_test_file() {
+  head -c $(($2 * 3 / 4 + 3)) /dev/urandom | base64 -w 0 > "$1"
+  truncate -s "$2" "$1"
+}
+
+# free_port: a port free on 127.0.0.1 right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port NAME PORT ERROR_LOG: until something accepts on 127.0.0.1:PORT;
+# after 10 s, shows ERROR_LOG and exits naming NAME.
+wait_port() {
+  local deadline=$((SECONDS + 10))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { echo "$(basename "$0"): $1 did not start" >&2; cat "$3" >&2; exit 1; }
+    sleep 0.05
+  done
+}
