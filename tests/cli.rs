@@ -3,27 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
-
-/// Runs forkpool to completion. One that starts serving instead of
-/// exiting is killed at the deadline, and the test fails on its status.
-fn run(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forkpool"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run forkpool");
-    let exited = wait_until(DEADLINE, || child.try_wait().unwrap().is_some());
-    if !exited {
-        // SAFETY: kill(2) on our own child; QUIT lets it take its workers along.
-        unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
-    }
-    child.wait_with_output().expect("forkpool output")
-}
 
 #[test]
 fn readiness_line_names_the_real_port() {
@@ -45,7 +25,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--bogus"][..], "--bogus"),
         (&["/definitely/not/a/dir"][..], "root"),
     ] {
-        let out = run(args);
+        let out = run_to_exit(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
@@ -85,7 +65,7 @@ fn bad_config_exits_2_naming_the_key() {
                 "127.0.0.1:0",
             ]
         };
-        let out = run(args);
+        let out = run_to_exit(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
         assert!(stderr.contains(key), "{text:?} should name {key}: {stderr}");
@@ -115,7 +95,7 @@ fn the_shipped_config_file_starts_the_server() {
 fn port_in_use_is_a_clear_error() {
     let server = Server::start("process", &[]);
     let addr = server.addr.to_string();
-    let out = run(&["--listen", &addr]);
+    let out = run_to_exit(&["--listen", &addr]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot listen on"), "{stderr}");
@@ -123,7 +103,7 @@ fn port_in_use_is_a_clear_error() {
 
 #[test]
 fn help_lists_flags_and_signals() {
-    let out = run(&["--help"]);
+    let out = run_to_exit(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for needle in [

@@ -29,24 +29,6 @@ fn ask(server: &Server, method: &str, path: &str, extra: &str) -> Response {
     ))
 }
 
-/// Runs forkpool to completion (a bad flag or config), as tests/cli.rs
-/// does: one that starts serving instead is stopped at the deadline.
-fn run(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forkpool"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run forkpool");
-    let exited = wait_until(DEADLINE, || child.try_wait().unwrap().is_some());
-    if !exited {
-        // SAFETY: kill(2) on our own child; QUIT lets it take its workers along.
-        unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
-    }
-    child.wait_with_output().expect("forkpool output")
-}
-
 /// Whether this machine has an IPv6 loopback (a container may not).
 fn has_ipv6_loopback() -> bool {
     TcpListener::bind("[::1]:0").is_ok()
@@ -420,7 +402,7 @@ fn bad_dev_server_flags_and_keys_exit_2_naming_them() {
             "accept",
         ),
     ] {
-        let out = run(args);
+        let out = run_to_exit(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
@@ -441,7 +423,7 @@ fn bad_dev_server_flags_and_keys_exit_2_naming_them() {
         ("[headers]\nX-A = [1]\n", "headers.X-A"),
     ] {
         let config = write_config(text);
-        let out = run(&["--config", &config, "--listen", "127.0.0.1:0"]);
+        let out = run_to_exit(&["--config", &config, "--listen", "127.0.0.1:0"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
         assert!(
@@ -458,7 +440,7 @@ fn a_port_in_use_says_how_to_get_a_free_one() {
     let addr = server.addr.to_string();
     let port = server.addr.port().to_string();
     for listen in [addr, format!("localhost:{port}")] {
-        let out = run(&["--listen", &listen]);
+        let out = run_to_exit(&["--listen", &listen]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{listen}: {stderr}");
         assert!(stderr.contains("cannot listen on"), "{stderr}");

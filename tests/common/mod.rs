@@ -51,6 +51,25 @@ macro_rules! every_mode {
     };
 }
 
+/// Runs forkpool with `args` to completion (a bad flag or config, a port
+/// in use). One that starts serving instead of exiting is stopped at the
+/// deadline, and the test fails on its status.
+pub fn run_to_exit(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forkpool"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run forkpool");
+    let exited = wait_until(DEADLINE, || child.try_wait().unwrap().is_some());
+    if !exited {
+        // SAFETY: kill(2) on our own child; QUIT lets it take its workers along.
+        unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+    }
+    child.wait_with_output().expect("forkpool output")
+}
+
 /// A running forkpool master (and its workers).
 pub struct Server {
     child: Option<Child>,
