@@ -1,7 +1,7 @@
 //! HTTP/1.1 without I/O: request heads, body framing, response heads, dates.
 //!
 //! Everything here works on byte slices and plain values so it can be unit
-//! tested and shared by both worker architectures; reading and writing
+//! tested and shared by every worker architecture; reading and writing
 //! sockets is `worker::connection`'s job. [`Handler`] is the one interface
 //! between the engine and the application that answers requests.
 

@@ -2,9 +2,9 @@
 //!
 //! It accepts until `WouldBlock`, parks idle connections, sweeps deadlines
 //! and watches its [`Lifecycle`]. What happens to a connection that has
-//! input is the one thing the two architectures do differently, chosen once
+//! input is the one thing the architectures do differently, chosen once
 //! by a `match` on the mode ([`Scheduler`]):
-//! - process mode drives it right here, on this thread (the nginx worker);
+//! - process and thread-loops mode drive it right here, on this thread (the nginx worker);
 //! - thread mode moves it to a pool thread and gets it back when it would
 //!   block (gunicorn `gthread`, Apache `event`).
 //!
@@ -17,7 +17,7 @@
 //! queued once, served in order, and never timed out while it waits.
 //!
 //! A lingering close ([`Next::Linger`]) is always driven here, on the loop's
-//! thread, in both modes: it only reads and discards a bounded amount, and
+//! thread, in every mode: it only reads and discards a bounded amount, and
 //! must not take a pool thread while it waits for the client.
 //!
 //! Fairness: a drive is one turn of its connection (bounded in requests,

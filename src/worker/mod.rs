@@ -3,8 +3,9 @@
 //! [`run`] boots the worker (parent-death signal, its own signal handlers,
 //! the application it serves, built by the factory its caller passes in:
 //! the engine knows only the [`Handler`] interface) and then hands over to
-//! the loop of the configured architecture: one `match` on the mode is the
-//! only place the two differ. A failure during boot exits with
+//! the loop of the configured architecture: here the mode picks one event
+//! loop (process, thread) or a loop per thread (thread-loops), and
+//! `EventLoop::new` picks inline serving or the pool. A failure during boot exits with
 //! [`EXIT_BOOT_FAILURE`], which tells the master that respawning would only
 //! fail again.
 //!

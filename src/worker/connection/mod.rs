@@ -1,17 +1,17 @@
 //! One client connection: read, parse, handle, write, repeat.
 //!
-//! This is the single HTTP code path both architectures share. [`Connection::drive`]
+//! This is the single HTTP code path every architecture shares. [`Connection::drive`]
 //! works on a non-blocking socket until it would block, then says what it
 //! waits for ([`Next`]); the caller (the event loop, or a pool thread) only
 //! decides *where* the connection waits. Keep-alive, pipelining (responses
 //! in order, small ones batched into one write), body draining, limits and
-//! timeouts all live here, so the two modes can't drift apart. What the
+//! timeouts all live here, so the modes can't drift apart. What the
 //! requests are answered with is not known here: the worker's [`Handler`]
 //! decides, and whoever starts the worker supplies it.
 //!
 //! A connection's error closes that connection and nothing else: no method
 //! here returns an error to the worker, and a panicking handler becomes a
-//! 500 (`catch_unwind`), in both modes. A panic in this code itself (a bug)
+//! 500 (`catch_unwind`), in every mode. A panic in this code itself (a bug)
 //! is caught by [`Connection::drive`], for both schedulers alike: the
 //! connection is logged and closed, the worker lives on.
 //!
@@ -48,7 +48,7 @@
 //! coming, the connection shuts down its write side and reads and discards
 //! for at most [`LINGER_TIMEOUT`](linger::LINGER_TIMEOUT) or
 //! [`LINGER_BYTES`](linger::LINGER_BYTES) ([`Next::Linger`]); the event
-//! loop does that on its own thread in both modes, as input arrives.
+//! loop does that on its own thread in every mode, as input arrives.
 //!
 //! The parts: [`read_buffer`] (input), [`head`] (finding and parsing the
 //! next request head), [`respond`] (calling the handler, queueing its
@@ -262,7 +262,7 @@ impl Connection {
     /// The one `catch_unwind` around the connection code, whichever
     /// scheduler calls: a panic here is a bug in this connection's
     /// handling, so it costs this connection (closed, logged) and nothing
-    /// else, in both modes.
+    /// else, in every mode.
     pub(crate) fn drive(&mut self, ctx: &ServeCtx) -> Next {
         // Being driven is being busy, whatever comes of it.
         self.count_idle(false);
