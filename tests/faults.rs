@@ -372,10 +372,26 @@ every_mode!(bad_workload_parameters_are_400, |mode| {
     }
 });
 
-#[test]
-fn thread_mode_runs_its_pool_threads() {
-    let server = Server::start("thread", &["--workers", "1", "--threads", "3"]);
+every_mode!(each_worker_names_its_threads, |mode| {
+    let server = Server::start(mode, &["--workers", "1", "--threads", "3"]);
     let worker = server.wait_for_workers(1)[0];
+    // Process mode: the loop is the worker's one thread; thread mode adds
+    // its pool threads, thread-loops its loop threads.
+    let expected: &[&str] = match mode {
+        "process" => &["forkpool-w0"],
+        "thread" => &[
+            "forkpool-w0",
+            "forkpool-w0-t0",
+            "forkpool-w0-t1",
+            "forkpool-w0-t2",
+        ],
+        _ => &[
+            "forkpool-w0",
+            "forkpool-w0l0",
+            "forkpool-w0l1",
+            "forkpool-w0l2",
+        ],
+    };
     let mut names = Vec::new();
     let ok = wait_until(DEADLINE, || {
         names = std::fs::read_dir(format!("/proc/{worker}/task"))
@@ -386,16 +402,10 @@ fn thread_mode_runs_its_pool_threads() {
             .collect();
         names.sort();
         // A new thread carries its parent's name until it sets its own.
-        names
-            == [
-                "forkpool-w0",
-                "forkpool-w0-t0",
-                "forkpool-w0-t1",
-                "forkpool-w0-t2",
-            ]
+        names == expected
     });
     assert!(ok, "{names:?}");
-}
+});
 
 every_mode!(a_crash_loop_backs_off, |mode| {
     let config = write_config(SUPERVISED);
