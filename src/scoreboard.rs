@@ -72,15 +72,6 @@ pub(crate) struct Slot {
     pub(crate) started_ms: AtomicU64,
     /// Set at spawn and by the worker at least every `worker::TICK`.
     pub(crate) heartbeat_mono_ms: AtomicU64,
-    pub(crate) requests: AtomicU64,
-    pub(crate) bytes_sent: AtomicU64,
-    /// Open connections, and how many of those are idle keep-alive ones
-    /// (parked between requests).
-    pub(crate) connections: AtomicU32,
-    pub(crate) idle_connections: AtomicU32,
-    /// Connections accepted since the worker started (the accept
-    /// strategy's fairness is judged by these).
-    pub(crate) accepted: AtomicU64,
     /// Serving threads: pool threads (thread mode) or loop threads
     /// (thread-loops mode); 0 in process mode, where the loop is the one.
     pub(crate) threads: AtomicU32,
@@ -89,12 +80,15 @@ pub(crate) struct Slot {
     pub(crate) loops_heartbeat: AtomicBool,
     /// One row per serving thread (the loop thread is 0 in process mode,
     /// pool or loop thread `n` is `n` otherwise); the worker initialises
-    /// the rows it uses before it publishes `threads`.
+    /// the rows it uses before it publishes `threads`. The worker's figures
+    /// are the sums over its rows ([`Slot::requests`] and the like): each
+    /// thread counts only in its own row.
     pub(crate) rows: [ThreadRow; MAX_SERVING_THREADS],
 }
 
-/// One serving thread's figures, on a cache line of its own so that loop
-/// threads counting side by side don't contend.
+/// One serving thread's figures, on a cache line of its own so that
+/// threads counting side by side don't contend: a request, an accept or a
+/// connection is counted once, here, by the thread that handles it.
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
 pub(crate) struct ThreadRow {
@@ -103,12 +97,18 @@ pub(crate) struct ThreadRow {
     /// is fine.
     pub(crate) busy_since_mono_ms: AtomicU64,
     /// Thread-loops mode: each loop's own heartbeat, so the master can tell
-    /// one stuck loop in a worker whose other loops are fine (0 elsewhere).
+    /// one stuck loop in a worker whose other loops are fine (other modes
+    /// don't keep it up: `Slot::loops_heartbeat` says which).
     pub(crate) heartbeat_mono_ms: AtomicU64,
-    /// Thread-loops mode: what this loop accepted, served and holds.
+    /// Connections accepted (the accept strategy's fairness is judged by
+    /// these), requests answered and body bytes sent by this thread.
     pub(crate) accepted: AtomicU64,
     pub(crate) requests: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    /// Connections this thread's loop holds, and how many of those are idle
+    /// keep-alive ones (parked between requests).
     pub(crate) connections: AtomicU32,
+    pub(crate) idle_connections: AtomicU32,
 }
 
 impl ThreadRow {
@@ -118,12 +118,14 @@ impl ThreadRow {
     }
 
     /// Zeroes the row for a new worker.
-    pub(crate) fn reset(&self) {
+    pub(crate) fn reset(&self, now_mono_ms: u64) {
         self.busy_since_mono_ms.store(0, Ordering::Relaxed);
-        self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
+        self.heartbeat_mono_ms.store(now_mono_ms, Ordering::Relaxed);
         self.accepted.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
+        self.bytes_sent.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
+        self.idle_connections.store(0, Ordering::Relaxed);
     }
 }
 
@@ -147,16 +149,12 @@ impl Slot {
         self.position.store(position as u32, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.started_ms.store(now_ms(), Ordering::Relaxed);
-        self.heartbeat_mono_ms.store(mono_ms(), Ordering::Relaxed);
-        self.requests.store(0, Ordering::Relaxed);
-        self.bytes_sent.store(0, Ordering::Relaxed);
-        self.connections.store(0, Ordering::Relaxed);
-        self.idle_connections.store(0, Ordering::Relaxed);
-        self.accepted.store(0, Ordering::Relaxed);
+        let now = mono_ms();
+        self.heartbeat_mono_ms.store(now, Ordering::Relaxed);
         // Only the rows the last worker used were written: touching all of
         // them would fault in the whole slot for every spawn.
         for row in &self.rows[..self.serving_threads()] {
-            row.reset();
+            row.reset(now);
         }
         self.threads.store(0, Ordering::Relaxed);
         self.loops_heartbeat.store(false, Ordering::Relaxed);
@@ -186,23 +184,62 @@ impl Slot {
         &self.rows[..self.serving_threads()]
     }
 
-    /// Publishes how many threads serve, after initialising their rows.
+    /// Publishes how many threads serve, after initialising their rows
+    /// (the worker's, while booting, in every mode).
     pub(crate) fn set_serving_threads(&self, threads: usize) {
         let threads = threads.clamp(1, MAX_SERVING_THREADS);
+        let now = mono_ms();
         for row in &self.rows[..threads] {
-            row.reset();
+            row.reset(now);
         }
         self.threads.store(threads as u32, Ordering::Release);
+    }
+
+    /// The calling thread's row (see [`set_serving_thread`]).
+    pub(crate) fn own_row(&self) -> &ThreadRow {
+        &self.rows[SERVING_THREAD.with(std::cell::Cell::get)]
+    }
+
+    /// The sum of one figure over the serving threads' rows.
+    fn total(&self, figure: impl Fn(&ThreadRow) -> u64) -> u64 {
+        self.serving_rows().iter().map(figure).sum()
+    }
+
+    /// Requests the worker answered.
+    pub(crate) fn requests(&self) -> u64 {
+        self.total(|row| row.requests.load(Ordering::Relaxed))
+    }
+
+    /// Response body bytes the worker sent.
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        self.total(|row| row.bytes_sent.load(Ordering::Relaxed))
+    }
+
+    /// Connections the worker accepted.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.total(|row| row.accepted.load(Ordering::Relaxed))
+    }
+
+    /// Connections the worker holds.
+    pub(crate) fn connections(&self) -> u64 {
+        self.total(|row| u64::from(row.connections.load(Ordering::Relaxed)))
+    }
+
+    /// Of those, the idle keep-alive ones.
+    pub(crate) fn idle_connections(&self) -> u64 {
+        self.total(|row| u64::from(row.idle_connections.load(Ordering::Relaxed)))
     }
 
     /// The oldest loop heartbeat of a thread-loops worker (monotonic ms),
     /// or `None` for a worker whose loops don't keep one.
     pub(crate) fn oldest_loop_heartbeat_mono_ms(&self) -> Option<u64> {
+        if !self.loops_heartbeat.load(Ordering::Relaxed) {
+            return None;
+        }
         self.serving_rows()
             .iter()
             .map(|row| row.heartbeat_mono_ms.load(Ordering::Relaxed))
             .min()
-            .filter(|_| self.loops_heartbeat.load(Ordering::Relaxed))
     }
 
     fn busy_marks(&self) -> impl Iterator<Item = u64> + '_ {
@@ -224,12 +261,9 @@ impl Slot {
 
     /// Counts one answered request (relaxed: a statistic, not a fence).
     pub(crate) fn count_request(&self, bytes: u64) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-        // And in the serving thread's own row (its cache line: no
-        // contention between loop threads).
-        let thread = SERVING_THREAD.with(std::cell::Cell::get);
-        self.rows[thread].requests.fetch_add(1, Ordering::Relaxed);
+        let row = self.own_row();
+        row.requests.fetch_add(1, Ordering::Relaxed);
+        row.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
@@ -498,8 +532,8 @@ mod tests {
             }
             nix::unistd::ForkResult::Parent { child } => {
                 nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(board.slot(0).requests.load(Ordering::Relaxed), 1);
-                assert_eq!(board.slot(0).bytes_sent.load(Ordering::Relaxed), 10);
+                assert_eq!(board.slot(0).requests(), 1);
+                assert_eq!(board.slot(0).bytes_sent(), 10);
             }
         }
     }

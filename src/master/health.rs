@@ -72,7 +72,7 @@ pub(crate) fn check(
             ));
         }
     }
-    let requests = slot.requests.load(Ordering::Relaxed);
+    let requests = slot.requests();
     if request_limit > 0 && requests >= request_limit {
         return Verdict::Replace(format!("served {requests} requests (max_requests)"));
     }
@@ -218,7 +218,7 @@ mod tests {
     fn recycling_limits() {
         let slot = ready_slot();
         let me = nix::unistd::getpid();
-        slot.requests.store(10, Ordering::Relaxed);
+        slot.rows[0].requests.store(10, Ordering::Relaxed);
         assert!(matches!(
             check(slot, me, 10, &limits(10, 0, 0), mono_ms()),
             Verdict::Replace(_)

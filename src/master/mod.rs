@@ -266,7 +266,7 @@ impl Master {
     /// Frees a dead worker's slot, keeps its record for `/-/status`, logs it.
     fn record_death(&self, dead: &DeadWorker) {
         let slot = self.scoreboard.slot(dead.slot);
-        let requests = slot.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let requests = slot.requests();
         slot.set_state(SlotState::Free);
         self.scoreboard.header().record_death(&DeathRecord {
             position: dead.position as u32,

@@ -195,9 +195,6 @@ impl EventLoop {
     /// Serves until the worker stops; returns its exit code.
     pub(crate) fn run(mut self) -> io::Result<i32> {
         let mut events = Events::with_capacity(1024);
-        if let Scheduler::Pool(pool) = &self.scheduler {
-            self.ctx.slot.set_serving_threads(pool.thread_count());
-        }
         if let Supervision::Own(life) = &self.supervision {
             life.ready();
         }
@@ -232,7 +229,7 @@ impl EventLoop {
         if signalled || now >= self.next_sweep {
             let control = match &mut self.supervision {
                 Supervision::Own(life) => life.check(now),
-                Supervision::Shared { control, row } => control.check(*row, &self.ctx),
+                Supervision::Shared { control, .. } => control.check(),
             };
             match control {
                 Control::Run => {}
@@ -310,10 +307,6 @@ impl EventLoop {
                         .register(conn.stream(), Token(key), interest)
                     {
                         Ok(()) => {
-                            if let Supervision::Shared { row, .. } = self.supervision {
-                                let row = &self.ctx.slot.rows[row];
-                                row.connections.fetch_add(1, Ordering::Relaxed);
-                            }
                             entry.insert(Entry::Parked(conn));
                             // The request may have arrived with the connection.
                             self.ready.push(key);
@@ -335,14 +328,14 @@ impl EventLoop {
         }
     }
 
-    /// The accept strategy's fairness is judged by these counts: the
-    /// worker's, and in thread-loops mode the loop's own.
+    /// The accept strategy's fairness is judged by these counts, kept in
+    /// this loop thread's row (the worker's is their sum).
     fn count_accepted(&self) {
-        let slot = self.ctx.slot;
-        slot.accepted.fetch_add(1, Ordering::Relaxed);
-        if let Supervision::Shared { row, .. } = self.supervision {
-            slot.rows[row].accepted.fetch_add(1, Ordering::Relaxed);
-        }
+        self.ctx
+            .slot
+            .own_row()
+            .accepted
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_event(&mut self, key: usize) {
@@ -485,11 +478,6 @@ impl EventLoop {
     fn close(&mut self, key: usize) {
         if let Entry::Parked(mut conn) | Entry::Queued(mut conn) = self.conns.remove(key) {
             let _ = self.poll.registry().deregister(conn.stream());
-        }
-        if let Supervision::Shared { row, .. } = self.supervision {
-            self.ctx.slot.rows[row]
-                .connections
-                .fetch_sub(1, Ordering::Relaxed);
         }
         if self.accepting == Accepting::Full {
             self.resume_accepting(Instant::now());
@@ -686,7 +674,7 @@ mod tests {
             "closed unanswered"
         );
         assert!(event_loop.conns.is_empty());
-        assert_eq!(event_loop.ctx.slot.connections.load(Ordering::Relaxed), 0);
+        assert_eq!(event_loop.ctx.slot.connections(), 0);
         let fine = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
         let answer = exchange(&mut event_loop, addr, fine);
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");

@@ -23,7 +23,6 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::connection::ServeCtx;
 use super::event_loop::EventLoop;
 use super::{Control, Lifecycle, TICK};
 use crate::scoreboard::{Slot, set_serving_thread};
@@ -48,11 +47,10 @@ impl LoopControl {
             .push(waker);
     }
 
-    /// A loop's turn at supervision: its own heartbeat, then the worker's
-    /// word. (Exiting at once is the main thread's business: it ends the
-    /// process.)
-    pub(crate) fn check(&self, row: usize, ctx: &ServeCtx) -> Control {
-        ctx.slot.rows[row].heartbeat();
+    /// A loop's turn at supervision: the worker's word. (The loop beats in
+    /// its own row between drives; exiting at once is the main thread's
+    /// business: it ends the process.)
+    pub(crate) fn check(&self) -> Control {
         if self.draining.load(Ordering::Acquire) {
             Control::Drain
         } else {
@@ -112,8 +110,8 @@ impl LoopGroup {
             .register(&mut SourceFd(&signal_fd), SIGNALS, Interest::READABLE)?;
         let ended_waker = Arc::new(Waker::new(poll.registry(), LOOP_ENDED)?);
         let (ended_tx, ended_rx) = mpsc::channel();
-        // Rows first, then the loops that write them.
-        self.slot.set_serving_threads(self.loops.len());
+        // The rows were set up while booting; now the watchdog judges each
+        // loop by its own.
         self.slot.loops_heartbeat.store(true, Ordering::Release);
         let mut running = 0;
         for (row, event_loop) in std::mem::take(&mut self.loops).into_iter().enumerate() {

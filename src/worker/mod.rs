@@ -127,6 +127,13 @@ fn boot<H: Handler + 'static>(
     config.listen = first_listener.local_addr()?;
     let handler = make_handler(&config, spec.position, spec.scoreboard)?;
     let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), spec.slot));
+    // One scoreboard row per serving thread, set up before any of them
+    // counts: the loop (process mode), the pool's threads or the loops.
+    let serving_threads = match spec.config.mode {
+        Mode::Process => 1,
+        Mode::Thread | Mode::ThreadLoops => spec.config.threads,
+    };
+    spec.slot.set_serving_threads(serving_threads);
     // Loop `n` accepts from socket `n` (reuseport), or every loop from
     // every shared socket.
     let listeners_of_loop = |n: usize| -> io::Result<Vec<mio::net::TcpListener>> {

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
@@ -37,7 +36,6 @@ pub(crate) struct Pool {
     done: Receiver<Done>,
     /// Set while the loop is (about to be) blocked in `poll`.
     loop_sleeping: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
 }
 
 impl Pool {
@@ -58,7 +56,7 @@ impl Pool {
         let (jobs_tx, jobs_rx) = bounded::<Job>(threads * 2);
         let (done_tx, done_rx) = bounded::<Done>(max_connections + threads * 2);
         let loop_sleeping = Arc::new(AtomicBool::new(false));
-        let mut handles = Vec::with_capacity(threads);
+        // The threads are never joined: they end with the process.
         for n in 0..threads {
             let serve = PoolThread {
                 ctx: Arc::clone(ctx),
@@ -67,16 +65,14 @@ impl Pool {
                 waker: Arc::clone(&waker),
                 loop_sleeping: Arc::clone(&loop_sleeping),
             };
-            let handle = std::thread::Builder::new()
+            std::thread::Builder::new()
                 .name(format!("forkpool-w{position}-t{n}"))
                 .spawn(move || serve.run(n))?;
-            handles.push(handle);
         }
         Ok(Pool {
             jobs: jobs_tx,
             done: done_rx,
             loop_sleeping,
-            threads: handles,
         })
     }
 
@@ -107,10 +103,6 @@ impl Pool {
 
     pub(crate) fn woke_up(&self) {
         self.loop_sleeping.store(false, Ordering::SeqCst);
-    }
-
-    pub(crate) fn thread_count(&self) -> usize {
-        self.threads.len()
     }
 }
 

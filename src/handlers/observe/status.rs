@@ -132,11 +132,8 @@ impl WorkerStatus {
     fn new(slot_index: usize, slot: &Slot, now: u64, now_mono: u64) -> WorkerStatus {
         let pid = slot.pid.load(Ordering::Relaxed);
         let started_ms = slot.started_ms.load(Ordering::Relaxed);
-        let connections = slot.connections.load(Ordering::Relaxed);
-        let idle = slot
-            .idle_connections
-            .load(Ordering::Relaxed)
-            .min(connections);
+        let connections = slot.connections() as u32;
+        let idle = (slot.idle_connections() as u32).min(connections);
         let age = |since: u64| now_mono.saturating_sub(since);
         let loops: Vec<LoopStatus> = if slot.loops_heartbeat.load(Ordering::Acquire) {
             slot.serving_rows()
@@ -162,9 +159,9 @@ impl WorkerStatus {
             started_ms,
             uptime_ms: now.saturating_sub(started_ms),
             heartbeat_age_ms: age(slot.heartbeat_mono_ms.load(Ordering::Relaxed)),
-            requests: slot.requests.load(Ordering::Relaxed),
-            bytes: slot.bytes_sent.load(Ordering::Relaxed),
-            accepted: slot.accepted.load(Ordering::Relaxed),
+            requests: slot.requests(),
+            bytes: slot.bytes_sent(),
+            accepted: slot.accepted(),
             connections_active: connections - idle,
             connections_idle: idle,
             threads_busy: slot.busy_threads(),
@@ -280,8 +277,8 @@ pub(crate) fn sample() -> Status {
     slot.pid.store(std::process::id() as i32, Ordering::Relaxed);
     slot.set_state(SlotState::Ready);
     slot.count_request(100);
-    slot.connections.store(3, Ordering::Relaxed);
-    slot.idle_connections.store(2, Ordering::Relaxed);
+    slot.rows[0].connections.store(3, Ordering::Relaxed);
+    slot.rows[0].idle_connections.store(2, Ordering::Relaxed);
     board.header().record_death(&DeathRecord {
         position: 1,
         pid: 77,

@@ -77,7 +77,7 @@ use crate::config::Config;
 use crate::http::body::BodyReader;
 use crate::http::date::with_http_date;
 use crate::http::{Body, Handler, Method, Request, Response};
-use crate::scoreboard::Slot;
+use crate::scoreboard::{Slot, ThreadRow};
 use head::HeadScan;
 use linger::Linger;
 use read_buffer::ReadBuffer;
@@ -176,10 +176,11 @@ pub(crate) struct Connection {
     linger: Option<Linger>,
     eof: bool,
     timers: Timers,
-    /// The worker's counters: this connection counts in `connections`
-    /// from birth to drop, and in `idle_connections` while `counted_idle`
-    /// (parked between requests, not being driven).
-    slot: &'static Slot,
+    /// The accepting loop thread's counters (its scoreboard row): this
+    /// connection counts in `connections` from birth to drop, and in
+    /// `idle_connections` while `counted_idle` (parked between requests,
+    /// not being driven), wherever it is driven.
+    counters: &'static ThreadRow,
     counted_idle: bool,
     /// When the last drive ended (read once, at its end).
     driven_at: Instant,
@@ -193,7 +194,9 @@ impl Connection {
         ctx: &ServeCtx,
         now: Instant,
     ) -> Connection {
-        ctx.slot.connections.fetch_add(1, Ordering::Relaxed);
+        // Created on the loop thread that accepted it: its row.
+        let counters = ctx.slot.own_row();
+        counters.connections.fetch_add(1, Ordering::Relaxed);
         Connection {
             stream,
             // Room for a maximal head plus a little, so "too large" is detectable.
@@ -212,7 +215,7 @@ impl Connection {
             linger: None,
             eof: false,
             timers: Timers::new(now, ctx.header_timeout),
-            slot: ctx.slot,
+            counters,
             counted_idle: false,
             driven_at: now,
         }
@@ -298,8 +301,14 @@ impl Connection {
     pub(crate) fn count_idle(&mut self, idle: bool) {
         if idle != self.counted_idle {
             match idle {
-                true => self.slot.idle_connections.fetch_add(1, Ordering::Relaxed),
-                false => self.slot.idle_connections.fetch_sub(1, Ordering::Relaxed),
+                true => self
+                    .counters
+                    .idle_connections
+                    .fetch_add(1, Ordering::Relaxed),
+                false => self
+                    .counters
+                    .idle_connections
+                    .fetch_sub(1, Ordering::Relaxed),
             };
             self.counted_idle = idle;
         }
@@ -515,7 +524,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.count_idle(false);
-        self.slot.connections.fetch_sub(1, Ordering::Relaxed);
+        self.counters.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -634,8 +643,8 @@ pub(crate) mod tests {
         let mut answer = String::new();
         client.read_to_string(&mut answer).unwrap();
         assert_eq!(answer, "", "closed without an answer");
-        assert_eq!(ctx.slot.connections.load(Ordering::Relaxed), 0);
-        assert_eq!(ctx.slot.idle_connections.load(Ordering::Relaxed), 0);
+        assert_eq!(ctx.slot.connections(), 0);
+        assert_eq!(ctx.slot.idle_connections(), 0);
     }
 
     #[test]
@@ -648,8 +657,8 @@ pub(crate) mod tests {
         poll(&mut ready, PollTimeout::from(10_000u16)).unwrap();
         assert_eq!(conn.drive(&ctx), Next::Read { idle: true });
         assert!(conn.is_idle());
-        assert_eq!(ctx.slot.idle_connections.load(Ordering::Relaxed), 1);
-        assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), 2);
+        assert_eq!(ctx.slot.idle_connections(), 1);
+        assert_eq!(ctx.slot.requests(), 2);
         let mut answers = vec![0; 4096];
         client
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -715,7 +724,7 @@ pub(crate) mod tests {
                 _ => Next::Yield,
             };
             assert_eq!(next, expected, "after request {n}");
-            assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), n);
+            assert_eq!(ctx.slot.requests(), n);
             // The pool thread (or loop) that drove it is free: the busy
             // mark covered one request, and the answer is already out.
             assert_eq!(ctx.slot.busy_threads(), 0);
@@ -732,7 +741,7 @@ pub(crate) mod tests {
         client.write_all(pipelined.as_bytes()).unwrap();
         wait_readable(&conn);
         assert_eq!(conn.drive(&ctx), Next::Read { idle: true });
-        assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), 20);
+        assert_eq!(ctx.slot.requests(), 20);
     }
 
     #[test]

@@ -176,7 +176,7 @@ mod tests {
             "{answer}"
         );
         assert!(answer.ends_with("\r\n\r\n"), "{answer}");
-        assert_eq!(ctx.slot.requests.load(Ordering::Relaxed), 1);
+        assert_eq!(ctx.slot.requests(), 1);
     }
 
     #[test]
