@@ -22,7 +22,8 @@
 #                (access_log = true, RUST_LOG=info); stderr, the log, goes
 #                to a regular file in the temp dir, so the row pays for
 #                formatting each line and for its write(2) to the page cache
-#   base-process, base-thread   only with --baseline BIN: process and thread
+#   base-process, base-loops, base-thread   only with --baseline BIN: process,
+#                loops and thread
 #                from another build (say, the last release of main), so a
 #                change is measured against its base in the same run
 #   nginx        nginx, 2 workers, access log off, sendfile on
@@ -90,10 +91,10 @@ fi
 file_name="$(echo "$file_size" | tr 'KM' 'km').txt"
 
 # --servers: which rows run; they run (and print) in the order of all_rows.
-all_rows="process reuseport loops thread process-log base-process base-thread nginx lighttpd lighttpd-fresh floor"
+all_rows="process reuseport loops thread process-log base-process base-loops base-thread nginx lighttpd lighttpd-fresh floor"
 if [ -z "$servers" ]; then
   rows="process reuseport loops thread process-log"
-  if [ -n "$baseline" ]; then rows+=" base-process base-thread"; fi
+  if [ -n "$baseline" ]; then rows+=" base-process base-loops base-thread"; fi
   if command -v nginx >/dev/null; then rows+=" nginx"; fi
   if command -v lighttpd >/dev/null; then rows+=" lighttpd"; fi
   rows+=" floor"
@@ -224,6 +225,9 @@ if wants process-log; then
 fi
 if wants base-process; then
   FORKPOOL_BIN=$baseline start_forkpool base-process --mode process --workers "$workers"
+fi
+if wants base-loops; then
+  FORKPOOL_BIN=$baseline start_forkpool base-loops --mode thread-loops --workers 1 --threads "$workers"
 fi
 if wants base-thread; then
   FORKPOOL_BIN=$baseline start_forkpool base-thread --mode thread --workers "$pool_workers" --threads "$threads"
@@ -369,6 +373,7 @@ ratio("lighttpd", "floor")
 ratio("lighttpd-fresh", "lighttpd")
 ratio("nginx", "floor")
 ratio("process", "base-process")
+ratio("loops", "base-loops")
 ratio("thread", "base-thread")
 if "process" in rows and "nginx" in rows:
     value = rows["process"][2] / rows["nginx"][2]
