@@ -550,6 +550,10 @@ mod tests {
             ("[headers]\nX-A = true\n", "headers.X-A"),
             ("[headers]\nX-A = \"a\\nb\"\n", "headers.X-A"),
             ("[headers]\nServer = \"mine\"\n", "headers.Server"),
+            (
+                "[headers]\nContent-Encoding = \"br\"\n",
+                "headers.Content-Encoding",
+            ),
             ("[headers]\nX-A = \"1\"\nx-a = \"2\"\n", "headers.x-a"),
             ("listen = \"example.com:80\"\n", "listen"),
             ("listen = \"127.0.0.1:65536\"\n", "listen"),

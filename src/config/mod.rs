@@ -285,6 +285,9 @@ pub(crate) struct Reloaded {
     pub(crate) config: Config,
     /// What the file and flags asked for instead, if they differ.
     pub(crate) not_applied: Option<(SocketAddr, i32)>,
+    /// The accept strategy asked for, if it differs from the one in force:
+    /// the sockets were laid out for that one when the master started.
+    pub(crate) accept_not_applied: Option<Accept>,
 }
 
 /// For SIGHUP: re-reads `current.config_file` (the canonical path `load`
@@ -299,9 +302,11 @@ pub(crate) fn reload(current: &Config, cli: &Cli) -> Result<Reloaded, ConfigErro
     let asked = (config.listen, config.listen_localhost, config.backlog);
     let kept = (current.listen, current.listen_localhost, current.backlog);
     (config.listen, config.listen_localhost, config.backlog) = kept;
+    let asked_accept = std::mem::replace(&mut config.accept, current.accept);
     Ok(Reloaded {
         config: finish(config)?,
         not_applied: (asked != kept).then_some((asked.0, asked.2)),
+        accept_not_applied: (asked_accept != current.accept).then_some(asked_accept),
     })
 }
 
@@ -594,6 +599,18 @@ mod tests {
     }
 
     #[test]
+    fn reload_keeps_the_accept_strategy_the_sockets_were_made_for() {
+        let file = Temp::file("accept = \"shared\"\n");
+        let flags = cli(&["--config", file.str()]);
+        let first = load(&flags).unwrap();
+        std::fs::write(&file.0, "accept = \"reuseport\"\nworkers = 3\n").unwrap();
+        let reloaded = reload(&first, &flags).unwrap();
+        assert_eq!(reloaded.accept_not_applied, Some(Accept::Reuseport));
+        assert_eq!(reloaded.config.accept, Accept::Shared);
+        assert_eq!(reloaded.config.workers, 3, "the rest is applied");
+    }
+
+    #[test]
     fn reload_rereads_the_file_and_keeps_the_flags() {
         let file = Temp::file("workers = 2\nthreads = 2\n");
         let flags = cli(&["--config", file.str(), "--threads", "6"]);
@@ -602,6 +619,7 @@ mod tests {
         std::fs::write(&file.0, "workers = 3\nthreads = 3\n").unwrap();
         let second = reload(&first, &flags).unwrap();
         assert_eq!(second.not_applied, None);
+        assert_eq!(second.accept_not_applied, None);
         let second = second.config;
         assert_eq!((second.workers, second.threads), (3, 6));
         assert_eq!(second.config_file, first.config_file);

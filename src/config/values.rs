@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer, de};
 use toml::Value;
 
 use super::{Accept, MAX_WORKERS, Mode, WORKERS};
+use crate::http::request::{is_tchar, trim_ows};
 
 // ---------------------------------------------------------------------------
 // Typed TOML values
@@ -325,11 +326,14 @@ pub(super) fn parse_server_name(s: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// Names forkpool writes on every response itself (or that frame the
-/// message): a second one from the config would contradict or repeat it.
-const OWN_HEADERS: [&str; 5] = [
+/// Names forkpool writes on every response itself, or that frame or
+/// describe the body it sends (its coding, its range): a second one from
+/// the config would contradict or repeat it.
+const OWN_HEADERS: [&str; 7] = [
     "content-length",
     "transfer-encoding",
+    "content-encoding",
+    "content-range",
     "connection",
     "date",
     "server",
@@ -352,7 +356,6 @@ pub(super) fn parse_header_line(s: &str) -> Result<(String, String), String> {
 /// itself; the value printable ASCII, spaces and tabs (no CR or LF, so it
 /// can't start another header), trimmed. Returns them as they will be sent.
 pub(super) fn check_header(name: &str, value: &str) -> Result<(String, String), String> {
-    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.bytes().all(is_tchar) {
         return Err(format!(
             "a header name is letters, digits and !#$%&'*+-.^_`|~, found \"{name}\""
@@ -360,10 +363,10 @@ pub(super) fn check_header(name: &str, value: &str) -> Result<(String, String), 
     }
     if OWN_HEADERS.iter().any(|own| own.eq_ignore_ascii_case(name)) {
         return Err(format!(
-            "{name} is written by forkpool itself on every response"
+            "{name} is written by forkpool itself: it frames or describes the body it sends"
         ));
     }
-    let value = value.trim_matches([' ', '\t']);
+    let value = trim_ows(value);
     if let Some(bad) = value
         .chars()
         .find(|&c| !(c == ' ' || c == '\t' || c.is_ascii_graphic()))

@@ -342,6 +342,13 @@ impl Master {
                 self.config.backlog
             );
         }
+        if let Some(accept) = reloaded.accept_not_applied {
+            log::warn!(
+                "reload: the accept strategy needs a restart; keeping {} instead of {}",
+                self.config.accept.name(),
+                accept.name()
+            );
+        }
         let config = reloaded.config;
         log::info!(
             "reloaded configuration: {} {} worker(s); replacing the {} running",

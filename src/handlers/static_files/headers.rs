@@ -16,6 +16,7 @@
 //! carry cookies), or per-path rules.
 
 use crate::config::Config;
+use crate::http::request::{is_tchar, trim_ows};
 use crate::http::{Body, Request, Response};
 
 /// How long a browser may cache a preflight's answer (Chromium caps it at
@@ -52,6 +53,19 @@ impl ExtraHeaders {
             resp = resp.header("Access-Control-Allow-Origin", "*");
         }
         for &(name, value) in &self.custom {
+            // Vary lists what the response depends on: a configured one
+            // adds to forkpool's (Accept-Encoding for a compressed file,
+            // Accept for an SPA page), never drops it, or a cache would
+            // hand one client another's variant.
+            if name.eq_ignore_ascii_case("vary")
+                && let Some((_, ours)) = resp
+                    .headers
+                    .iter_mut()
+                    .find(|(old, _)| old.eq_ignore_ascii_case("vary"))
+            {
+                *ours = format!("{ours}, {value}").into();
+                continue;
+            }
             resp.headers
                 .retain(|(old, _)| !old.eq_ignore_ascii_case(name));
             resp.headers.push((name, value.into()));
@@ -82,14 +96,11 @@ impl ExtraHeaders {
 /// nothing else reaches our response), else `*`. Echoing, unlike `*`,
 /// also allows `Authorization`.
 fn allowed_headers(requested: &str) -> String {
-    let is_name_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    let names = requested
-        .split(',')
-        .map(|name| name.trim_matches([' ', '\t']));
+    let names = requested.split(',').map(trim_ows);
     let plain = !requested.trim().is_empty()
         && names
             .clone()
-            .all(|name| !name.is_empty() && name.bytes().all(is_name_char));
+            .all(|name| !name.is_empty() && name.bytes().all(is_tchar));
     if plain {
         names.collect::<Vec<_>>().join(", ")
     } else {
@@ -136,6 +147,15 @@ mod tests {
             .collect();
         assert_eq!(caches.len(), 1);
         assert_eq!(caches[0].1, "max-age=60");
+    }
+
+    #[test]
+    fn a_configured_vary_adds_to_forkpools_own() {
+        let extra = extra(false, &[("Vary", "Origin")]);
+        let compressed = extra.apply(Response::error(404).header("Vary", "Accept-Encoding"));
+        assert_eq!(header(&compressed, "Vary"), Some("Accept-Encoding, Origin"));
+        let plain = extra.apply(Response::error(404));
+        assert_eq!(header(&plain, "Vary"), Some("Origin"));
     }
 
     #[test]
