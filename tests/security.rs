@@ -108,6 +108,32 @@ every_mode!(a_host_that_is_not_this_server_gets_421, |mode| {
 // Faults: POST only, same origin only (CSRF)
 // ---------------------------------------------------------------------------
 
+every_mode!(workloads_refuse_other_sites_pages, |mode| {
+    let server = Server::start(mode, &[]);
+    let port = server.addr.port();
+    let host = format!("Host: 127.0.0.1:{port}\r\n");
+    // An <img src> or fetch from a page of another site (browsers say so
+    // in Sec-Fetch-Site, fetch also in Origin) burns nothing.
+    for extra in [
+        "Sec-Fetch-Site: cross-site\r\n".to_string(),
+        format!("Sec-Fetch-Site: same-site\r\nOrigin: http://localhost:{port}\r\n"),
+        "Origin: http://attacker.example\r\n".to_string(),
+    ] {
+        let raw = format!("GET /-/work/cpu?ms=2000 HTTP/1.1\r\n{host}{extra}\r\n");
+        let response = ask(server.addr, &raw);
+        assert_eq!(response.status, 403, "{extra:?}");
+    }
+    server.wait_for_log("refused GET /-/work/cpu?ms=2000 from another origin");
+    // The server's own page, and load generators and curl (no Origin).
+    for extra in [
+        format!("Sec-Fetch-Site: same-origin\r\nOrigin: http://127.0.0.1:{port}\r\n"),
+        String::new(),
+    ] {
+        let raw = format!("GET /-/work/cpu?ms=0 HTTP/1.1\r\n{host}{extra}\r\n");
+        assert_eq!(ask(server.addr, &raw).status, 200, "{extra:?}");
+    }
+});
+
 every_mode!(faults_are_same_origin_posts_only, |mode| {
     let server = Server::start(mode, &["--faults"]);
     let workers = server.wait_for_workers(2);

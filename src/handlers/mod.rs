@@ -112,6 +112,13 @@ impl Router {
         if !matches!(req.method, Method::Get | Method::Head) {
             return Response::error(405).header("Allow", "GET, HEAD");
         }
+        if area == Area::Work
+            && let Some(refused) = refuse_cross_origin(req)
+        {
+            // A page the developer has open must not burn 10 s of CPU or
+            // 64 MiB per `<img src>` either.
+            return refused;
+        }
         let found = match area {
             Area::Views if name.is_empty() => observe::handle(section, &self.board, &self.config),
             Area::Work => work::handle(name, req, &self.who, &self.cache),
@@ -129,19 +136,32 @@ impl Router {
         if req.method != Method::Post {
             return Response::error(405).header("Allow", "POST");
         }
-        if let Some(why) = access::cross_origin(req) {
-            log::warn!("refused POST /-/fault/{name} from another origin: {why}");
-            return Response::text(
-                403,
-                format!(
-                    "403 Forbidden\nfaults run only for this server's own pages, or for clients \
-                     that send no Origin (curl, scripts): {why}"
-                ),
-            )
-            .header("X-Content-Type-Options", "nosniff");
+        if let Some(refused) = refuse_cross_origin(req) {
+            return refused;
         }
         faults::inject(fault, req, &self.who, &self.cache)
     }
+}
+
+/// The 403 for a request another site's page sent (CSRF) to an endpoint
+/// with effects (a fault, a workload), or `None` if it may run.
+fn refuse_cross_origin(req: &Request) -> Option<Response> {
+    let why = access::cross_origin(req)?;
+    log::warn!(
+        "refused {} {} from another origin: {why}",
+        req.method_token,
+        req.target
+    );
+    Some(
+        Response::text(
+            403,
+            format!(
+                "403 Forbidden\nfaults and workloads run only for this server's own pages, or \
+                 for clients that send no Origin (curl, scripts, load generators): {why}"
+            ),
+        )
+        .header("X-Content-Type-Options", "nosniff"),
+    )
 }
 
 fn allow(response: Response) -> Response {
@@ -234,6 +254,12 @@ mod tests {
         assert_eq!(ask(&named, LOCAL, head).status, 200);
         let head = "OPTIONS * HTTP/1.1\r\nHost: attacker.example\r\n\r\n";
         assert_eq!(ask(&named, LOCAL, head).status, 421);
+        // An absolute-form target names the host itself (RFC 9112 3.2.2):
+        // a harmless Host field doesn't let a foreign name through.
+        let head = "GET http://attacker.example/hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        assert_eq!(ask(&named, LOCAL, head).status, 421);
+        let head = "GET http://127.0.0.1:8080/hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        assert_eq!(ask(&named, LOCAL, head).status, 200);
     }
 
     #[test]

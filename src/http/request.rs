@@ -341,7 +341,7 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
     req.method_token.clear();
     req.method_token.push_str(method);
     req.http10 = parsed.version == Some(0);
-    set_target(&mut req.target, parsed.path.unwrap_or_default(), req.method)?;
+    let authority = set_target(&mut req.target, parsed.path.unwrap_or_default(), req.method)?;
     req.body = BodyFraming::None;
     req.expect_continue = false;
     req.if_none_match.clear();
@@ -350,6 +350,10 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
     req.if_range.clear();
     req.accept_encoding.clear();
     req.host.clear();
+    // RFC 9112 3.2.2: an absolute-form target's authority is the host the
+    // request is for, whatever Host says (who may reach what is decided on
+    // it). The Host field below must still be present, once.
+    req.host.push_str(authority.unwrap_or_default());
     req.origin.clear();
     req.sec_fetch_site.clear();
     req.accept.clear();
@@ -532,9 +536,14 @@ fn version_error(line: &[u8]) -> RequestError {
 }
 
 /// Stores the target in origin form. Absolute-form (`http://host/p`) is
-/// accepted as RFC 9112 requires of servers; `*` only with OPTIONS. A
-/// target is visible ASCII (httparse lets UTF-8 through; RFC 3986 doesn't).
-fn set_target(target: &mut String, raw: &str, method: Method) -> Result<(), RequestError> {
+/// accepted as RFC 9112 requires of servers, and its authority returned;
+/// `*` only with OPTIONS. A target is visible ASCII (httparse lets UTF-8
+/// through; RFC 3986 doesn't).
+fn set_target<'a>(
+    target: &mut String,
+    raw: &'a str,
+    method: Method,
+) -> Result<Option<&'a str>, RequestError> {
     target.clear();
     if !raw.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(RequestError::BadRequest("non-ASCII request target"));
@@ -544,11 +553,11 @@ fn set_target(target: &mut String, raw: &str, method: Method) -> Result<(), Requ
             return Err(RequestError::BadRequest("'*' target without OPTIONS"));
         }
         target.push_str(raw);
-        return Ok(());
+        return Ok(None);
     }
     if raw.starts_with('/') {
         target.push_str(raw);
-        return Ok(());
+        return Ok(None);
     }
     let lower_scheme = raw
         .get(..8)
@@ -561,15 +570,12 @@ fn set_target(target: &mut String, raw: &str, method: Method) -> Result<(), Requ
     } else {
         return Err(RequestError::BadRequest("invalid request target"));
     };
-    match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => target.push_str(&rest[i..]),
-        Some(i) => {
-            target.push('/');
-            target.push_str(&rest[i..]);
-        }
-        None => target.push('/'),
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if !rest[authority_end..].starts_with('/') {
+        target.push('/');
     }
-    Ok(())
+    target.push_str(&rest[authority_end..]);
+    Ok(Some(&rest[..authority_end]))
 }
 
 /// Removes OWS (SP, HTAB) around a value, and nothing else.
@@ -915,6 +921,14 @@ mod tests {
                 .target,
             "/"
         );
+        // The absolute form's authority is the host, whatever Host says.
+        let absolute = parse("GET http://example.com:81?q HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(
+            (absolute.target.as_str(), absolute.host.as_str()),
+            ("/?q", "example.com:81")
+        );
+        let origin_form = parse("GET /x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(origin_form.host, "h");
         assert_eq!(
             parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
                 .unwrap()
