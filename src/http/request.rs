@@ -578,6 +578,43 @@ fn set_target<'a>(
     Ok(Some(&rest[..authority_end]))
 }
 
+/// The entries of a weighted list field (`Accept`, `Accept-Encoding`: RFC
+/// 9110 12.4.2), each with its qvalue in thousandths (1000 when absent,
+/// `None` when malformed: the entry is to be ignored). Other parameters
+/// are left out of the name.
+pub(crate) fn weighted_list(value: &str) -> impl Iterator<Item = (&str, Option<u16>)> {
+    value.split(',').map(|entry| {
+        let mut parts = entry.split(';');
+        let name = trim_ows(parts.next().unwrap_or_default());
+        let mut q = Some(1000);
+        for param in parts {
+            let (key, value) = param.split_once('=').unwrap_or((param, ""));
+            if trim_ows(key).eq_ignore_ascii_case("q") {
+                q = parse_q(trim_ows(value));
+            }
+        }
+        (name, q)
+    })
+}
+
+/// A qvalue (RFC 9110 12.4.2): `0`, `0.5`, `1`, `1.000`, at most three
+/// decimals; in thousandths.
+fn parse_q(text: &str) -> Option<u16> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut thousandths = 0u16;
+    for (i, digit) in frac.bytes().enumerate() {
+        thousandths += u16::from(digit - b'0') * [100, 10, 1][i];
+    }
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
 /// Removes OWS (SP, HTAB) around a value, and nothing else.
 pub(crate) fn trim_ows(text: &str) -> &str {
     text.trim_matches([' ', '\t'])
@@ -905,6 +942,44 @@ mod tests {
             .collect();
         let many = format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n");
         assert_eq!(parse(&many).unwrap_err(), RequestError::HeadersTooLarge);
+    }
+
+    #[test]
+    fn q_values_parse_as_the_rfc_writes_them() {
+        for (text, q) in [
+            ("0", Some(0)),
+            ("1", Some(1000)),
+            ("1.", Some(1000)),
+            ("1.000", Some(1000)),
+            ("0.5", Some(500)),
+            ("0.05", Some(50)),
+            ("0.001", Some(1)),
+            ("0.", Some(0)),
+            ("1.001", None),
+            ("0.0001", None),
+            ("2", None),
+            (".5", None),
+            ("", None),
+            ("0.5x", None),
+            ("-0", None),
+        ] {
+            assert_eq!(parse_q(text), q, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn weighted_lists_give_each_entry_its_q() {
+        let entries: Vec<_> =
+            weighted_list("text/html;level=1, */*;q=0.1 ,gzip;q=0, br;q=x").collect();
+        assert_eq!(
+            entries,
+            [
+                ("text/html", Some(1000)),
+                ("*/*", Some(100)),
+                ("gzip", Some(0)),
+                ("br", None)
+            ]
+        );
     }
 
     #[test]

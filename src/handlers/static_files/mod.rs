@@ -49,6 +49,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::sys::stat::{self, FileStat, SFlag};
 
+use crate::http::request::weighted_list;
 use crate::http::{Body, Method, Request, Response};
 use confined::ConfinedRoot;
 pub(crate) use headers::{ALLOWED_METHODS, ExtraHeaders};
@@ -265,15 +266,12 @@ impl StaticFiles {
     }
 }
 
-/// Whether `Accept` names `media_type` (ignoring case and parameters; a
-/// wildcard doesn't count: every client sends `*/*`).
+/// Whether `Accept` names `media_type` with a qvalue above 0 (ignoring
+/// case and other parameters; a wildcard doesn't count: every client sends
+/// `*/*`).
 fn accepts(req: &Request, media_type: &str) -> bool {
-    req.accept.split(',').any(|range| {
-        let essence = range.split(';').next().unwrap_or("");
-        essence
-            .trim_matches([' ', '\t'])
-            .eq_ignore_ascii_case(media_type)
-    })
+    weighted_list(&req.accept)
+        .any(|(range, q)| q.is_some_and(|q| q > 0) && range.eq_ignore_ascii_case(media_type))
 }
 
 /// A request the SPA fallback answers: GET or HEAD, from a client that
@@ -635,6 +633,7 @@ mod tests {
                 ("/app/settings", ""),
                 ("/app/settings", "Accept: */*\r\n"),
                 ("/app/settings", "Accept: application/json\r\n"),
+                ("/app/settings", "Accept: text/html;q=0, */*\r\n"),
                 ("/.env", PAGE),
                 ("/.git/config", PAGE),
                 ("/../etc", PAGE),
