@@ -180,10 +180,7 @@ impl Request {
     /// The value of query parameter `name`, if present (not percent-decoded:
     /// our parameters are numbers).
     pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
-        self.query()?.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key == name).then_some(value)
-        })
+        query_value(self.query()?, name)
     }
 
     pub(crate) fn is_head(&self) -> bool {
@@ -576,6 +573,15 @@ fn set_target<'a>(
     }
     target.push_str(&rest[authority_end..]);
     Ok(Some(&rest[..authority_end]))
+}
+
+/// The value of the first `name=value` pair named `name` in a query
+/// string (`name` alone gives ""); not percent-decoded.
+pub(crate) fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
 }
 
 /// The entries of a weighted list field (`Accept`, `Accept-Encoding`: RFC

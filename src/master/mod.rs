@@ -76,7 +76,7 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
         getpid(),
         config.root.display(),
         config.workers,
-        mode_name(&config),
+        config.mode.name(),
         match config.mode {
             crate::config::Mode::Thread => format!(" of {} threads", config.threads),
             crate::config::Mode::ThreadLoops => format!(" of {} loops", config.threads),
@@ -102,10 +102,6 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
         signals,
     };
     master.cycle()
-}
-
-fn mode_name(config: &Config) -> &'static str {
-    config.mode.name()
 }
 
 /// Which signal asks for what, in the order they are handled.

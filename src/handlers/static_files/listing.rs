@@ -25,6 +25,7 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat;
 
 use super::{Kind, kind};
+use crate::http::request::query_value;
 
 /// One row of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,23 +104,14 @@ pub(crate) struct Sort {
 impl Sort {
     /// From the query string: `sort=name|size|date`, `order=asc|desc`.
     pub(crate) fn from_query(query: Option<&str>) -> Sort {
-        let mut sort = Sort {
-            key: SortKey::Name,
-            descending: false,
-        };
-        for pair in query.unwrap_or("").split('&') {
-            match pair.split_once('=').unwrap_or((pair, "")) {
-                ("sort", value) => {
-                    if let Some(key) = SortKey::ALL.into_iter().find(|k| k.param() == value) {
-                        sort.key = key;
-                    }
-                }
-                ("order", "asc") => sort.descending = false,
-                ("order", "desc") => sort.descending = true,
-                _ => {}
-            }
+        let query = query.unwrap_or("");
+        let key = query_value(query, "sort")
+            .and_then(|value| SortKey::ALL.into_iter().find(|k| k.param() == value))
+            .unwrap_or(SortKey::Name);
+        Sort {
+            key,
+            descending: query_value(query, "order") == Some("desc"),
         }
-        sort
     }
 }
 

@@ -50,7 +50,7 @@ use nix::errno::Errno;
 use nix::sys::stat::{self, FileStat, SFlag};
 
 use crate::http::request::weighted_list;
-use crate::http::{Body, Method, Request, Response};
+use crate::http::{Body, Request, Response};
 use confined::ConfinedRoot;
 pub(crate) use headers::{ALLOWED_METHODS, ExtraHeaders};
 use listing::{Sort, listing_json, read_entries, render_listing, sort_entries};
@@ -138,10 +138,10 @@ impl StaticFiles {
         }
         // Keep a trailing slash for the kernel: `file.txt/` is then ENOTDIR
         // (404), as it would be on any other server.
-        let open_path = if path.ends_with('/') {
-            child(&rel, b"")
+        let open_path: std::borrow::Cow<[u8]> = if path.ends_with('/') {
+            child(&rel, b"").into()
         } else {
-            rel.clone()
+            rel.as_slice().into()
         };
         let fd = match self.root.open_beneath(&open_path) {
             Ok(fd) => fd,
@@ -211,9 +211,9 @@ impl StaticFiles {
             // EXDEV: the walk would leave the root; ELOOP: too many
             // symlinks or a magic link. Both look like "no such file" from
             // outside (but are no SPA route).
-            Errno::ENOENT | Errno::ENOTDIR | Errno::EXDEV | Errno::ELOOP | Errno::ENAMETOOLONG => {
-                self.not_found()
-            }
+            // (ENOENT and ENOTDIR never get here: `serve` tries them as an
+            // SPA route first.)
+            Errno::EXDEV | Errno::ELOOP | Errno::ENAMETOOLONG => self.not_found(),
             // ENXIO: a socket file (or a device without a driver).
             Errno::EACCES | Errno::EPERM | Errno::ENXIO => Response::error(403),
             other => {
@@ -280,10 +280,8 @@ fn accepts(req: &Request, media_type: &str) -> bool {
 /// (`/app/settings`, not `/app.js`, which must stay a 404 so a missing
 /// asset shows).
 fn wants_a_page(req: &Request, rel: &[u8]) -> bool {
-    let last = rel.rsplit(|&b| b == b'/').next().unwrap_or(b"");
-    matches!(req.method, Method::Get | Method::Head)
-        && !last.contains(&b'.')
-        && accepts(req, "text/html")
+    // (Only GET and HEAD reach static files: the router answers the rest.)
+    !file_name(rel).contains(&b'.') && accepts(req, "text/html")
 }
 
 /// The 301 that adds the trailing slash, so relative links in the page work.
