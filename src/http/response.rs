@@ -55,7 +55,9 @@ pub(crate) enum Body {
     /// stays open, writes an event for each change the worker's change
     /// feed publishes after generation `since`, and closes when either
     /// side is done. No `Content-Length`; always `Connection: close`.
-    Events { since: u64 },
+    Events {
+        since: u64,
+    },
 }
 
 impl Body {

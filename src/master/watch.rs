@@ -187,12 +187,14 @@ impl Watcher {
                 let appeared = event
                     .mask
                     .intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO);
-                if is_dir && appeared && watched_directory(&name) {
-                    if let Some(parent) = self.dirs.get(&event.wd) {
-                        // Files may be in it already: the burst below
-                        // covers them (the page reloads once).
-                        let _ = self.watch_tree(parent.join(&name));
-                    }
+                if is_dir
+                    && appeared
+                    && watched_directory(&name)
+                    && let Some(parent) = self.dirs.get(&event.wd)
+                {
+                    // Files may be in it already: the burst below covers
+                    // them (the page reloads once).
+                    let _ = self.watch_tree(parent.join(&name));
                 }
                 if is_dir && !watched_directory(&name) || !is_dir && !page_material(&name) {
                     continue;
@@ -323,7 +325,11 @@ mod tests {
         let tree = TempTree::new();
         let feed = feed();
         let mut watcher = Watcher::start(&tree.0, feed).unwrap();
-        assert_eq!(watcher.dirs.len(), 2, "the root and css/, no .git or node_modules");
+        assert_eq!(
+            watcher.dirs.len(),
+            2,
+            "the root and css/, no .git or node_modules"
+        );
         std::fs::write(tree.0.join("css/site.css"), "a {}").unwrap();
         std::fs::write(tree.0.join("CSS2.CSS"), "a {}").unwrap();
         assert_eq!(

@@ -608,6 +608,7 @@ mod tests {
     use std::net::{SocketAddr, TcpStream as ClientStream};
 
     use super::*;
+    use crate::changes::{Change, ChangeFeed};
     use crate::http::{Body, Handler, Request, Response};
     use crate::scoreboard::Scoreboard;
     use crate::signals::SignalSet;
@@ -636,11 +637,21 @@ mod tests {
         handler: impl Handler + 'static,
         slot: &'static crate::scoreboard::Slot,
     ) -> (EventLoop, SocketAddr) {
+        worker_loop_hearing(mode, handler, slot, None)
+    }
+
+    /// As [`worker_loop_with`], its event streams reporting `changes`.
+    fn worker_loop_hearing(
+        mode: Mode,
+        handler: impl Handler + 'static,
+        slot: &'static crate::scoreboard::Slot,
+        changes: Option<ChangeFeed>,
+    ) -> (EventLoop, SocketAddr) {
         let mut config = crate::config::defaults();
         config.mode = mode;
         config.threads = 1;
         config.access_log = false;
-        let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), slot, None));
+        let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), slot, changes));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -785,5 +796,125 @@ mod tests {
     #[test]
     fn thread_loops_mode_heartbeats_between_slow_turns() {
         heartbeats_between_slow_turns(Mode::ThreadLoops);
+    }
+
+    /// `/events` is an event stream from generation 0; anything else "hello".
+    struct Streams;
+
+    impl Handler for Streams {
+        fn handle(&self, req: &Request) -> Response {
+            match req.path() {
+                "/events" => Response::new(200, Body::Events { since: 0 }),
+                _ => Response::new(200, Body::Static(b"hello")),
+            }
+        }
+    }
+
+    /// Turns the loop until every client has received `wanted` once more
+    /// than it had, adding what each receives to its `got`; fails after a
+    /// deadline.
+    fn turn_until_each_reads(
+        event_loop: &mut EventLoop,
+        clients: &mut [ClientStream],
+        got: &mut [String],
+        wanted: &str,
+    ) {
+        let mut events = Events::with_capacity(64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let seen: Vec<usize> = got.iter().map(|g| g.matches(wanted).count()).collect();
+        while seen
+            .iter()
+            .zip(got.iter())
+            .any(|(before, g)| g.matches(wanted).count() <= *before)
+        {
+            assert!(Instant::now() < deadline, "no {wanted:?} in {got:?}");
+            assert_eq!(
+                event_loop.turn(&mut events).unwrap(),
+                None,
+                "worker stopped"
+            );
+            for (client, got) in clients.iter_mut().zip(got.iter_mut()) {
+                let mut chunk = [0; 4096];
+                match client.read(&mut chunk) {
+                    Ok(n) => got.push_str(&String::from_utf8_lossy(&chunk[..n])),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => panic!("client read: {err}"),
+                }
+            }
+        }
+    }
+
+    /// Event streams in `mode`: three of them, with one pool thread in
+    /// thread mode, and still a plain request is answered (a stream waits
+    /// on the loop, never on a pool thread); each change reaches every
+    /// stream; a draining worker closes them.
+    fn streams_hear_every_change_and_hold_no_thread(mode: Mode) {
+        let slot = Scoreboard::new(1).unwrap().slot(0);
+        let word: &'static std::sync::atomic::AtomicU64 =
+            Box::leak(Box::new(std::sync::atomic::AtomicU64::new(0)));
+        let feed = ChangeFeed::new(word).unwrap();
+        let (mut event_loop, addr) = worker_loop_hearing(mode, Streams, slot, Some(feed));
+        let mut clients: Vec<ClientStream> = (0..3)
+            .map(|_| {
+                let mut client = ClientStream::connect(addr).unwrap();
+                client
+                    .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                client.set_nonblocking(true).unwrap();
+                client
+            })
+            .collect();
+        let mut got = vec![String::new(); 3];
+        turn_until_each_reads(&mut event_loop, &mut clients, &mut got, "\r\n\r\n");
+        for head in &got {
+            assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+            assert!(!head.contains("Content-Length"), "{head}");
+        }
+        let plain = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let answer = exchange(&mut event_loop, addr, plain);
+        assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+        assert_eq!(slot.idle_connections(), 3, "waiting streams count as idle");
+        feed.publish(Change::Stylesheets);
+        turn_until_each_reads(
+            &mut event_loop,
+            &mut clients,
+            &mut got,
+            "event: css\ndata: 1\n\n",
+        );
+        feed.publish(Change::Reload);
+        turn_until_each_reads(
+            &mut event_loop,
+            &mut clients,
+            &mut got,
+            "event: reload\ndata: 2\n\n",
+        );
+        // Input on a stream is thrown away, and changes nothing.
+        clients[0].write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        feed.publish(Change::Reload);
+        turn_until_each_reads(&mut event_loop, &mut clients, &mut got, "data: 3\n\n");
+        assert!(!got[0].contains("hello"), "{}", got[0]);
+        // Draining: the streams end (their pages reconnect elsewhere).
+        event_loop.start_draining(Instant::now());
+        let mut events = Events::with_capacity(64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !event_loop.conns.is_empty() {
+            assert!(Instant::now() < deadline, "streams not closed by the drain");
+            event_loop.turn(&mut events).unwrap();
+        }
+    }
+
+    #[test]
+    fn process_mode_streams_hear_every_change() {
+        streams_hear_every_change_and_hold_no_thread(Mode::Process);
+    }
+
+    #[test]
+    fn thread_mode_streams_hear_every_change_and_hold_no_pool_thread() {
+        streams_hear_every_change_and_hold_no_thread(Mode::Thread);
+    }
+
+    #[test]
+    fn thread_loops_mode_streams_hear_every_change() {
+        streams_hear_every_change_and_hold_no_thread(Mode::ThreadLoops);
     }
 }

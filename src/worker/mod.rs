@@ -131,7 +131,12 @@ fn boot<H: Handler + 'static>(
     config.listen = first_listener.local_addr()?;
     let handler = make_handler(&config, spec.position, spec.scoreboard)?;
     let changes = config.live_reload.then_some(spec.changes);
-    let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), spec.slot, changes));
+    let ctx = Arc::new(ServeCtx::new(
+        &config,
+        Box::new(handler),
+        spec.slot,
+        changes,
+    ));
     // One scoreboard row per serving thread, set up before any of them
     // counts: the loop (process mode), the pool's threads or the loops.
     let serving_threads = match spec.config.mode {

@@ -49,8 +49,8 @@ use std::path::Path;
 
 use nix::sys::stat::{self, FileStat};
 
-use super::validators::{Validators, not_modified};
 use super::live_reload::is_page;
+use super::validators::{Validators, not_modified};
 use super::{Kind, StaticFiles, content_type, file_name, kind, serve_file};
 use crate::http::request::weighted_list;
 use crate::http::{Body, Request, Response};
@@ -307,7 +307,9 @@ impl StaticFiles {
                 offset: 0,
                 len: file_size(&sibling),
             };
-            return encoded(req, name, Some(coding), Validators::of(&sibling), || Ok(body));
+            return encoded(req, name, Some(coding), Validators::of(&sibling), || {
+                Ok(body)
+            });
         }
         if on_the_fly && let Some(coding) = accepted.ranked(ON_THE_FLY_ORDER).next() {
             return encoded(req, name, Some(coding), Validators::of(st), || {
@@ -399,7 +401,6 @@ fn encoded(
         .header("Cache-Control", "no-cache")
         .header("X-Content-Type-Options", "nosniff")
 }
-
 
 #[cfg(test)]
 mod tests {

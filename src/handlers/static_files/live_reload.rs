@@ -176,6 +176,98 @@ pub(super) fn read_page(file: &File, st: &FileStat) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handlers::static_files::test_support::{
+        TempRoot, body_bytes, body_text, get, get_with, header,
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A feed word at generation `generation` (the word's layout is the
+    /// feed's: generation above the stylesheets bit).
+    fn word(generation: u64) -> &'static AtomicU64 {
+        Box::leak(Box::new(AtomicU64::new(generation << 1)))
+    }
+
+    const TAG_AT_3: &str = "<script src=\"/-/livereload.js\" data-since=\"3\"></script>";
+
+    #[test]
+    fn every_page_gets_the_tag_and_nothing_else_does() {
+        let root = TempRoot::new();
+        std::fs::write(root.path.join("page.html"), "<body>hi</body>").unwrap();
+        std::fs::write(root.path.join("404.html"), "<body>gone</body>").unwrap();
+        std::fs::write(root.path.join("index.html"), "<body>app</body>").unwrap();
+        let changes = word(3);
+        for sf in root.servers() {
+            let sf = sf.live_reload(Some(changes)).spa(true);
+            let mut page = get(&sf, "/page.html");
+            assert_eq!(page.status, 200);
+            assert_eq!(body_text(&mut page), format!("<body>hi{TAG_AT_3}</body>"));
+            assert!(header(&page, "ETag").unwrap().ends_with("-lr3\""));
+            assert_eq!(header(&page, "Last-Modified"), None);
+            let mut index = get(&sf, "/site/");
+            assert_eq!(body_text(&mut index), format!("<p>index</p>{TAG_AT_3}"));
+            let mut spa = get_with(&sf, "/app/route", "Accept: text/html\r\n");
+            assert_eq!(spa.status, 200);
+            assert_eq!(body_text(&mut spa), format!("<body>app{TAG_AT_3}</body>"));
+            let mut missing = get(&sf, "/nope.txt");
+            assert_eq!(missing.status, 404);
+            assert_eq!(
+                body_text(&mut missing),
+                format!("<body>gone{TAG_AT_3}</body>")
+            );
+            let mut listing = get(&sf, "/sub/");
+            assert!(body_text(&mut listing).contains(TAG_AT_3), "listing");
+            let mut json = get_with(&sf, "/sub/", "Accept: application/json\r\n");
+            assert!(!body_text(&mut json).contains("script"));
+            for other in ["/hello.txt", "/style.css", "/data.json"] {
+                let mut plain = get(&sf, other);
+                assert!(!body_text(&mut plain).contains("livereload"), "{other}");
+            }
+        }
+        // Off: the file as it is, with its own validators.
+        for sf in root.servers() {
+            let mut page = get(&sf, "/page.html");
+            assert_eq!(body_text(&mut page), "<body>hi</body>");
+            assert!(!header(&page, "ETag").unwrap().contains("-lr"));
+            assert!(header(&page, "Last-Modified").is_some());
+        }
+    }
+
+    #[test]
+    fn a_tagged_page_is_its_own_representation() {
+        let root = TempRoot::new();
+        let long = format!("<html><body>{}</body></html>", "text ".repeat(400));
+        std::fs::write(root.path.join("page.html"), &long).unwrap();
+        let changes = word(3);
+        for sf in root.servers() {
+            let sf = sf.live_reload(Some(changes));
+            let page = get(&sf, "/page.html");
+            let etag = header(&page, "ETag").unwrap().to_owned();
+            // Revalidated by its own tag: 304 while the generation stands.
+            let again = get_with(&sf, "/page.html", &format!("If-None-Match: {etag}\r\n"));
+            assert_eq!(again.status, 304);
+            // A range gets the whole page: the tag moved the bytes.
+            let mut ranged = get_with(&sf, "/page.html", "Range: bytes=0-9\r\n");
+            assert_eq!(ranged.status, 200);
+            assert_eq!(body_bytes(&mut ranged).len(), long.len() + TAG_AT_3.len());
+            // Compressed after the tag went in.
+            let mut zipped = get_with(&sf, "/page.html", "Accept-Encoding: gzip\r\n");
+            assert_eq!(header(&zipped, "Content-Encoding"), Some("gzip"));
+            assert!(header(&zipped, "ETag").unwrap().ends_with("-lr3-gzip\""));
+            let mut unzipped = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(&body_bytes(&mut zipped)[..]),
+                &mut unzipped,
+            )
+            .unwrap();
+            assert!(unzipped.ends_with(&format!("{TAG_AT_3}</body></html>")));
+            // A change anywhere makes it another page.
+            changes.store(4 << 1, Ordering::Release);
+            let later = get_with(&sf, "/page.html", &format!("If-None-Match: {etag}\r\n"));
+            assert_eq!(later.status, 200);
+            assert!(header(&later, "ETag").unwrap().ends_with("-lr4\""));
+            changes.store(3 << 1, Ordering::Release);
+        }
+    }
 
     fn injected(html: &str) -> String {
         let mut bytes = html.as_bytes().to_vec();

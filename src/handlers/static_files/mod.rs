@@ -33,8 +33,8 @@
 mod compress;
 mod confined;
 mod headers;
-pub(crate) mod live_reload;
 mod listing;
+pub(crate) mod live_reload;
 mod path;
 mod range;
 #[cfg(test)]

@@ -322,6 +322,16 @@ mod tests {
             after(&mut timers, Next::Close, none, t0),
             (Timer::Due, t0 + SEC)
         );
+        // An event stream: no timeout, only its next ping, however long
+        // the keep-alive and header timeouts are.
+        let ping = Progress {
+            ping: Some(t0 + 30 * SEC),
+            ..Progress::default()
+        };
+        assert_eq!(
+            after(&mut timers, Next::Events, ping, t0),
+            (Timer::Ping, t0 + 30 * SEC)
+        );
     }
 
     #[test]
