@@ -12,7 +12,9 @@
 //!   peers only, decided from the connection's peer address, not from the
 //!   listen address. `[lab] allow_remote` opens the read-only views,
 //!   `[lab] allow_remote_work` the workloads, `[faults] allow_remote` the
-//!   faults. Everyone else gets 404, as if there were nothing there.
+//!   faults. Everyone else gets 404, as if there were nothing there. Live
+//!   reload's stream and script are the exception: they tell only that
+//!   files changed, so they answer whoever may fetch the files.
 //! - **Origin** (CSRF): faults change state, so they take POST only, and a
 //!   POST sent by another site's page (its `Origin` is not this server's,
 //!   or `Sec-Fetch-Site` says `cross-site` or `same-site`) is refused. A
