@@ -37,6 +37,10 @@ pub(crate) enum Area {
     Work,
     /// `/-/fault/*`: kills processes.
     Faults,
+    /// `/-/livereload` and its script: only says that files changed, which
+    /// whoever may fetch the files can see anyway, so it is open to every
+    /// peer the files are (and 404 unless live reload is on).
+    LiveReload,
     /// Any other name under `/-/`: nothing, or something not built yet.
     Other,
 }
@@ -48,6 +52,7 @@ impl Area {
             "" | "status" | "metrics" => Area::Views,
             "work" => Area::Work,
             "fault" => Area::Faults,
+            "livereload" | "livereload.js" => Area::LiveReload,
             _ => Area::Other,
         }
     }
@@ -116,6 +121,7 @@ impl Access {
             Area::Views => self.remote_views,
             Area::Work => self.remote_work,
             Area::Faults => self.remote_faults,
+            Area::LiveReload => true,
             Area::Other => false,
         };
         open_to_all || peer.is_some_and(|peer| is_loopback(peer.ip()))
@@ -388,7 +394,9 @@ mod tests {
         assert_eq!(Area::of("metrics"), Area::Views);
         assert_eq!(Area::of("work"), Area::Work);
         assert_eq!(Area::of("fault"), Area::Faults);
-        assert_eq!(Area::of("livereload"), Area::Other);
+        assert_eq!(Area::of("livereload"), Area::LiveReload);
+        assert_eq!(Area::of("livereload.js"), Area::LiveReload);
+        assert_eq!(Area::of("livereload2"), Area::Other);
     }
 
     fn post(extra: &str) -> Request {

@@ -16,9 +16,13 @@
 //! waits in the loop's overflow queue, in its own state ([`Entry::Queued`]):
 //! queued once, served in order, and never timed out while it waits.
 //!
-//! A lingering close ([`Next::Linger`]) is always driven here, on the loop's
-//! thread, in every mode: it only reads and discards a bounded amount, and
-//! must not take a pool thread while it waits for the client.
+//! A lingering close ([`Next::Linger`]) and an event stream
+//! ([`Next::Events`]) are always driven here, on the loop's thread, in
+//! every mode: each drive only reads and discards a bounded amount, or
+//! writes an event of a few bytes, and neither may take a pool thread
+//! while it waits for its client or for news. When the worker's change
+//! feed wakes the loop (live reload), every stream it holds is driven,
+//! and every one on a pool thread is looked at again when it comes back.
 //!
 //! Fairness: a drive is one turn of its connection (bounded in requests,
 //! time and bytes: see `connection`); one that yielded goes to the back of
@@ -49,6 +53,7 @@ use crate::config::{Accept, Config, Mode};
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
+const CHANGES: Token = Token(usize::MAX - 4);
 /// Thread mode's overflow limit: this many waiting connections per pool
 /// thread, and never fewer than [`MIN_OVERFLOW_LIMIT`] in all.
 const OVERFLOW_PER_THREAD: usize = 16;
@@ -161,6 +166,11 @@ impl EventLoop {
                 control.add_loop(Arc::new(Waker::new(poll.registry(), SIGNALS)?));
             }
         }
+        if let Some(feed) = &ctx.changes {
+            let fd = feed.wake_fd();
+            poll.registry()
+                .register(&mut SourceFd(&fd), CHANGES, Interest::READABLE)?;
+        }
         let scheduler = match config.mode {
             Mode::Process | Mode::ThreadLoops => Scheduler::Inline,
             Mode::Thread => {
@@ -219,6 +229,7 @@ impl EventLoop {
                 LISTENER => self.accept(now),
                 SIGNALS => signalled = true,
                 WAKER => {} // finished jobs are collected below
+                CHANGES => self.tell_streams(),
                 Token(key) => self.on_event(key),
             }
         }
@@ -347,15 +358,29 @@ impl EventLoop {
         }
     }
 
-    /// Serves a connection: here (process mode, or a lingering close) or on
-    /// the pool. Safe to call more than once for the same connection.
+    /// The change feed has news: every event stream is driven (here, or
+    /// when it comes back from the pool). Changes are rare (someone saved
+    /// a file), so a look at every connection is cheap enough.
+    fn tell_streams(&mut self) {
+        for (key, entry) in self.conns.iter_mut() {
+            match entry {
+                Entry::Parked(conn) if conn.is_streaming() => self.ready.push(key),
+                Entry::InPool { dirty } => *dirty = true,
+                Entry::Parked(_) | Entry::Queued(_) => {}
+            }
+        }
+    }
+
+    /// Serves a connection: here (process mode, a lingering close, an event
+    /// stream) or on the pool. Safe to call more than once for the same
+    /// connection.
     fn schedule(&mut self, key: usize) {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
         let inline = matches!(self.scheduler, Scheduler::Inline);
         match entry {
-            Entry::Parked(conn) if inline || conn.is_lingering() => {
+            Entry::Parked(conn) if inline || conn.is_lingering() || conn.is_streaming() => {
                 let next = conn.drive(&self.ctx);
                 let ended = conn.driven_at();
                 self.after_drive(key, next, false);
@@ -464,10 +489,12 @@ impl EventLoop {
             Next::Close => self.close(key),
             Next::Yield => self.ready.push(key),
             // An event came while a thread had it: look again.
-            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger if dirty => {
+            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger | Next::Events
+                if dirty =>
+            {
                 self.ready.push(key)
             }
-            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger => {
+            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger | Next::Events => {
                 if let Some(Entry::Parked(conn)) = self.conns.get(key) {
                     self.next_sweep = self.next_sweep.min(conn.deadline());
                 }
@@ -613,7 +640,7 @@ mod tests {
         config.mode = mode;
         config.threads = 1;
         config.access_log = false;
-        let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), slot));
+        let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), slot, None));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
