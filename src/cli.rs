@@ -23,7 +23,7 @@ Signals (send them to the master):
   SIGHUP            reload the config file
   SIGTTIN, SIGTTOU  add / remove a worker";
 
-/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults] [--hidden] [--server-name NAME]... [--spa] [--cors] [--header 'Name: value']... [--open]`
+/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults] [--hidden] [--server-name NAME]... [--spa] [--live-reload] [--cors] [--header 'Name: value']... [--open]`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
 #[command(
     name = "forkpool",
@@ -75,6 +75,10 @@ pub struct Cli {
     /// Single-page app: a page request (Accept: text/html) for a path without an extension that matches no file gets /index.html
     #[arg(long)]
     pub(crate) spa: bool,
+
+    /// Reload open pages when a file under the root changes (stylesheets are swapped in place): HTML gets a script that listens on /-/livereload
+    #[arg(long = "live-reload")]
+    pub(crate) live_reload: bool,
 
     /// Send Access-Control-Allow-Origin: * with static files and answer CORS preflights (never under /-/)
     #[arg(long)]
@@ -150,13 +154,22 @@ mod tests {
     #[test]
     fn dev_server_flags_parse() {
         let cli = Cli::try_parse_from([
-            "forkpool", "--spa", "--cors", "--header", "X-A: 1", "--header", "X-B: 2", "--open",
+            "forkpool",
+            "--spa",
+            "--cors",
+            "--header",
+            "X-A: 1",
+            "--header",
+            "X-B: 2",
+            "--open",
+            "--live-reload",
         ])
         .unwrap();
-        assert!(cli.spa && cli.cors && cli.open);
+        assert!(cli.spa && cli.cors && cli.open && cli.live_reload);
         assert_eq!(cli.headers, ["X-A: 1", "X-B: 2"]);
         let none = Cli::try_parse_from(["forkpool"]).unwrap();
-        assert!(!none.spa && !none.cors && !none.open && none.headers.is_empty());
+        assert!(!none.spa && !none.cors && !none.open && !none.live_reload);
+        assert!(none.headers.is_empty());
         assert_eq!(
             Cli::try_parse_from(["forkpool", "--header"])
                 .unwrap_err()
@@ -190,6 +203,7 @@ mod tests {
             "--hidden",
             "--server-name",
             "--spa",
+            "--live-reload",
             "--cors",
             "--header",
             "--open",

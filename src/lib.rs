@@ -19,13 +19,16 @@
 //!   `http::Handler` interface, not the application.
 //! - `http`: the protocol, without I/O (parsing, bodies, responses).
 //! - Shared below everything: [`config`] (and [`cli`]), `scoreboard`
-//!   (shared memory between master and workers), `signals`, `death`.
+//!   (shared memory between master and workers), `changes` (the master
+//!   telling every worker that files changed, for live reload), `signals`,
+//!   `death`.
 //!
 //! The binary uses [`cli`], [`config`] and [`master`]; everything else is
 //! private to the crate.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod changes;
 pub mod cli;
 pub mod config;
 mod death;

@@ -332,6 +332,9 @@ pub(crate) struct Header {
     /// Deaths recorded so far; death `n` is in `deaths[n % DEATHS_KEPT]`.
     deaths_recorded: AtomicU64,
     deaths: [SharedDeath; DEATHS_KEPT],
+    /// The latest change under the root, for live reload: written by the
+    /// master's watcher, read by every worker (see `changes`).
+    pub(crate) changes: AtomicU64,
 }
 
 impl Header {

@@ -1,8 +1,9 @@
 //! The dev-server features of issue 13, end to end in every architecture:
 //! the SPA fallback, a `404.html`, CORS, custom headers, `localhost` on
-//! both stacks, the listing's sorting, JSON and dark scheme, `--open`;
-//! and the flag and config errors they add (exit code 2, naming the flag
-//! or key), and the port-in-use message.
+//! both stacks, the listing's sorting, JSON and dark scheme, `--open`,
+//! live reload turned on by a config reload (tests/live_reload.rs has the
+//! rest of live reload, in a browser); and the flag and config errors they
+//! add (exit code 2, naming the flag or key), and the port-in-use message.
 
 mod common;
 
@@ -451,3 +452,80 @@ fn a_port_in_use_says_how_to_get_a_free_one() {
         assert!(out.stdout.is_empty());
     }
 }
+
+every_mode!(a_reload_turns_live_reload_on_and_off, |mode| {
+    let root = TempDir::new();
+    write_fixtures(root.path());
+    let config = root.path().join(".forkpool.toml");
+    std::fs::write(&config, "workers = 1\n").unwrap();
+    let args: Vec<String> = [
+        root.path().to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--mode",
+        mode,
+    ]
+    .map(String::from)
+    .to_vec();
+    let server = Server::start_with(root, &args);
+    let tagged = |server: &Server| {
+        get_with(server, "/", "")
+            .text()
+            .contains("/-/livereload.js")
+    };
+    let workers = server.wait_for_workers(1);
+    assert!(!tagged(&server));
+    assert_eq!(get_with(&server, "/-/livereload", "").status, 404);
+    std::fs::write(&config, "workers = 1\nlive_reload = true\n").unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("live reload: watching");
+    // The new worker tags pages; the old one may answer until it drains.
+    assert!(wait_until(DEADLINE, || tagged(&server)), "{}", server.log());
+    assert!(wait_until(DEADLINE, || server
+        .workers()
+        .iter()
+        .all(|w| !workers.contains(w))));
+    // Its stream hears a change made now.
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /-/livereload HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200 "), "{line}");
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    std::fs::write(server.root.path().join("hello.txt"), "changed\n").unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "event: reload\n");
+    // And off again: no tag, no stream, and the open one ends.
+    std::fs::write(&config, "workers = 1\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(
+        wait_until(DEADLINE, || !tagged(&server)),
+        "{}",
+        server.log()
+    );
+    assert!(wait_until(DEADLINE, || get_with(
+        &server,
+        "/-/livereload",
+        ""
+    )
+    .status
+        == 404));
+    let mut rest = String::new();
+    let ended = std::io::Read::read_to_string(&mut reader, &mut rest);
+    assert!(
+        ended.is_ok(),
+        "the stream of a drained worker ends: {ended:?}"
+    );
+});

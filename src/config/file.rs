@@ -48,6 +48,7 @@ const TOP_KEYS: &[&str] = &[
     "show_hidden",
     "compress",
     "spa",
+    "live_reload",
     "cors",
     "supervisor",
     "lab",
@@ -145,6 +146,9 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     }
     if let Some(Boolean(on)) = top.take("spa")? {
         c.spa = on;
+    }
+    if let Some(Boolean(on)) = top.take("live_reload")? {
+        c.live_reload = on;
     }
     if let Some(Boolean(on)) = top.take("cors")? {
         c.cors = on;
@@ -402,6 +406,7 @@ mod tests {
             show_hidden = true
             compress = false
             spa = true
+            live_reload = true
             cors = true
             [supervisor]
             timeout = "1m"
@@ -433,7 +438,7 @@ mod tests {
         assert_eq!(c.server_names, ["dev.example", ".test.example"]);
         assert!(c.show_hidden);
         assert!(!c.compress);
-        assert!(c.spa && c.cors);
+        assert!(c.spa && c.cors && c.live_reload);
         let header = |n: &str, v: &str| (n.to_owned(), v.to_owned());
         assert_eq!(
             c.headers,
@@ -543,6 +548,7 @@ mod tests {
             ("show_hidden = \"no\"\n", "show_hidden"),
             ("compress = \"gzip\"\n", "compress"),
             ("spa = 1\n", "spa"),
+            ("live_reload = \"on\"\n", "live_reload"),
             ("cors = \"yes\"\n", "cors"),
             ("headers = 5\n", "headers"),
             ("headers = [\"X-A: 1\"]\n", "headers"),

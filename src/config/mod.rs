@@ -9,7 +9,7 @@
 //!    lists every key with its default);
 //! 3. the flags: `ROOT`, `--listen`, `--workers`, `--mode`, `--threads`,
 //!    `--accept`, `--faults`, `--hidden`, `--server-name`, and the dev
-//!    server's `--spa`, `--cors`, `--header` (`--open` is the master's
+//!    server's `--spa`, `--live-reload`, `--cors`, `--header` (`--open` is the master's
 //!    business, not configuration).
 //!
 //! [`load`] builds a [`Config`] at start-up; `reload` builds a fresh one
@@ -130,6 +130,9 @@ pub struct Config {
     /// Single-page apps: a GET for a path without an extension, from a
     /// client that accepts HTML, that matches no file gets `index.html`.
     pub(crate) spa: bool,
+    /// Live reload: the master watches the root, and HTML responses get a
+    /// script that reloads the page (or swaps its stylesheets) on a change.
+    pub(crate) live_reload: bool,
     /// `Access-Control-Allow-Origin: *` on static responses, and answers
     /// to CORS preflights outside `/-/`.
     pub(crate) cors: bool,
@@ -244,6 +247,7 @@ pub(crate) fn defaults() -> Config {
         show_hidden: false,
         compress: true,
         spa: false,
+        live_reload: false,
         cors: false,
         headers: Vec::new(),
         supervisor: SupervisorConfig {
@@ -440,6 +444,9 @@ fn apply_flags(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
     }
     if cli.spa {
         config.spa = true;
+    }
+    if cli.live_reload {
+        config.live_reload = true;
     }
     if cli.cors {
         config.cors = true;
@@ -728,12 +735,13 @@ mod tests {
     #[test]
     fn dev_server_flags() {
         let c = load_args(&[]).unwrap();
-        assert!(!c.spa && !c.cors && c.headers.is_empty());
+        assert!(!c.spa && !c.cors && !c.live_reload && c.headers.is_empty());
         let file = Temp::file("spa = false\n[headers]\nX-A = \"file\"\nX-B = \"file\"\n");
         let c = load_args(&[
             "--config",
             file.str(),
             "--spa",
+            "--live-reload",
             "--cors",
             "--header",
             "x-a: flag",
@@ -741,7 +749,7 @@ mod tests {
             "X-C:flag",
         ])
         .unwrap();
-        assert!(c.spa && c.cors);
+        assert!(c.spa && c.cors && c.live_reload);
         let pairs: Vec<(&str, &str)> = c
             .headers
             .iter()

@@ -12,7 +12,9 @@
 //!   peers only, decided from the connection's peer address, not from the
 //!   listen address. `[lab] allow_remote` opens the read-only views,
 //!   `[lab] allow_remote_work` the workloads, `[faults] allow_remote` the
-//!   faults. Everyone else gets 404, as if there were nothing there.
+//!   faults. Everyone else gets 404, as if there were nothing there. Live
+//!   reload's stream and script are the exception: they tell only that
+//!   files changed, so they answer whoever may fetch the files.
 //! - **Origin** (CSRF): faults change state, so they take POST only, and a
 //!   POST sent by another site's page (its `Origin` is not this server's,
 //!   or `Sec-Fetch-Site` says `cross-site` or `same-site`) is refused. A
@@ -37,6 +39,10 @@ pub(crate) enum Area {
     Work,
     /// `/-/fault/*`: kills processes.
     Faults,
+    /// `/-/livereload` and its script: only says that files changed, which
+    /// whoever may fetch the files can see anyway, so it is open to every
+    /// peer the files are (and 404 unless live reload is on).
+    LiveReload,
     /// Any other name under `/-/`: nothing, or something not built yet.
     Other,
 }
@@ -48,6 +54,7 @@ impl Area {
             "" | "status" | "metrics" => Area::Views,
             "work" => Area::Work,
             "fault" => Area::Faults,
+            "livereload" | "livereload.js" => Area::LiveReload,
             _ => Area::Other,
         }
     }
@@ -116,6 +123,7 @@ impl Access {
             Area::Views => self.remote_views,
             Area::Work => self.remote_work,
             Area::Faults => self.remote_faults,
+            Area::LiveReload => true,
             Area::Other => false,
         };
         open_to_all || peer.is_some_and(|peer| is_loopback(peer.ip()))
@@ -388,7 +396,9 @@ mod tests {
         assert_eq!(Area::of("metrics"), Area::Views);
         assert_eq!(Area::of("work"), Area::Work);
         assert_eq!(Area::of("fault"), Area::Faults);
-        assert_eq!(Area::of("livereload"), Area::Other);
+        assert_eq!(Area::of("livereload"), Area::LiveReload);
+        assert_eq!(Area::of("livereload.js"), Area::LiveReload);
+        assert_eq!(Area::of("livereload2"), Area::Other);
     }
 
     fn post(extra: &str) -> Request {

@@ -6,6 +6,8 @@
 //! methods they support: GET and HEAD everywhere, POST (only) for faults,
 //! OPTIONS for static paths (answered by `static_files`: a CORS preflight
 //! with `--cors`, else `Allow`; never CORS under `/-/`).
+//! Live reload's script and event stream (`/-/livereload.js`,
+//! `/-/livereload`) are served here when it is on, from `static_files`.
 //! Before any of that, `access` decides who may ask: every request's `Host`
 //! must name this server (421 otherwise), `/-/` answers loopback peers
 //! unless the config opens a part of it (404 otherwise), and a fault from
@@ -22,6 +24,7 @@ mod work;
 
 use std::io;
 
+use crate::changes::generation_in;
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
 use crate::scoreboard::Scoreboard;
@@ -29,6 +32,7 @@ pub(crate) use access::exposure;
 use access::{Access, Area, HostCheck};
 use lab::{Identity, SharedCache};
 use observe::ConfigView;
+use static_files::live_reload;
 use static_files::{ExtraHeaders, StaticFiles};
 
 /// The prefix of every endpoint that is not a static file.
@@ -44,6 +48,7 @@ pub(crate) struct Router {
     access: Access,
     board: Scoreboard,
     config: ConfigView,
+    live_reload: bool,
 }
 
 impl Router {
@@ -55,6 +60,7 @@ impl Router {
                 .show_hidden(config.show_hidden)
                 .compress(config.compress)
                 .spa(config.spa)
+                .live_reload(config.live_reload.then_some(&board.header().changes))
                 .extra_headers(ExtraHeaders::new(config)),
             who: Identity {
                 pid: std::process::id(),
@@ -66,6 +72,7 @@ impl Router {
             access: Access::new(config),
             board,
             config: ConfigView::new(config),
+            live_reload: config.live_reload,
         })
     }
 }
@@ -122,9 +129,24 @@ impl Router {
         let found = match area {
             Area::Views if name.is_empty() => observe::handle(section, &self.board, &self.config),
             Area::Work => work::handle(name, req, &self.who, &self.cache),
+            Area::LiveReload if self.live_reload && name.is_empty() => {
+                self.live_reload(section, req)
+            }
             _ => None,
         };
         found.unwrap_or_else(|| Response::error(404))
+    }
+
+    /// Live reload's script or event stream.
+    fn live_reload(&self, section: &str, req: &Request) -> Option<Response> {
+        match section {
+            live_reload::SCRIPT_NAME => Some(live_reload::script()),
+            live_reload::STREAM_NAME => Some(live_reload::stream(
+                req,
+                generation_in(&self.board.header().changes),
+            )),
+            _ => None,
+        }
     }
 
     /// `/-/fault/NAME`: 404 unless enabled, POST only, and never for a

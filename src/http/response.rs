@@ -4,7 +4,8 @@
 //! connection writes it. This module only turns a response head into bytes:
 //! it adds the headers every response carries (`Server`, `Date`,
 //! `Content-Length`, `Connection`) so no handler can forget them. It does no
-//! I/O: streaming a file body is the connection's job.
+//! I/O: streaming a file body, or the events of an event stream, is the
+//! connection's job.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -35,8 +36,9 @@ pub(crate) struct Response {
     pub(crate) counted: bool,
 }
 
-/// A response body. Its length is always known up front, so every response
-/// carries a correct `Content-Length` (we never need chunked responses).
+/// A response body. Its length is known up front, so every response
+/// carries a correct `Content-Length` (we never need chunked responses),
+/// except an event stream's, which has no end: its end is the close.
 #[derive(Debug)]
 pub(crate) enum Body {
     Empty,
@@ -49,6 +51,13 @@ pub(crate) enum Body {
         offset: u64,
         len: u64,
     },
+    /// A live-reload event stream (Server-Sent Events): the connection
+    /// stays open, writes an event for each change the worker's change
+    /// feed publishes after generation `since`, and closes when either
+    /// side is done. No `Content-Length`; always `Connection: close`.
+    Events {
+        since: u64,
+    },
 }
 
 impl Body {
@@ -58,6 +67,7 @@ impl Body {
             Body::Static(b) => b.len() as u64,
             Body::Bytes(b) => b.len() as u64,
             Body::File { len, .. } => *len,
+            Body::Events { .. } => 0,
         }
     }
 }
@@ -122,7 +132,8 @@ impl Response {
         out.extend_from_slice(b"\r\nDate: ");
         out.extend_from_slice(date.as_bytes());
         out.extend_from_slice(b"\r\n");
-        if !Response::status_has_no_body(self.status) {
+        let endless = matches!(self.body, Body::Events { .. });
+        if !Response::status_has_no_body(self.status) && !endless {
             out.extend_from_slice(b"Content-Length: ");
             out.extend_from_slice(num.format(self.body.len()).as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -133,7 +144,8 @@ impl Response {
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        if !keep_alive {
+        if !keep_alive || endless {
+            // An endless body ends with the connection (RFC 9112 6.3).
             out.extend_from_slice(b"Connection: close\r\n");
         } else if http10 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
@@ -209,6 +221,14 @@ mod tests {
         assert!(head(&r, false, false).contains("Connection: close\r\n"));
         assert!(head(&r, true, true).contains("Connection: keep-alive\r\n"));
         assert!(head(&r, true, false).contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn an_event_stream_has_no_length_and_ends_with_the_connection() {
+        let r = Response::new(200, Body::Events { since: 3 });
+        let h = head(&r, false, true);
+        assert!(!h.contains("Content-Length"), "{h}");
+        assert!(h.contains("Connection: close\r\n"), "{h}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod reap;
 mod reuseport;
 mod spawn;
 mod stop;
+mod watch;
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -39,6 +40,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, getpid};
 
+use crate::changes::ChangeFeed;
 use crate::cli::Cli;
 use crate::config::{Config, MAX_WORKERS};
 use crate::scoreboard::{DeathRecord, Scoreboard, SlotState};
@@ -46,6 +48,7 @@ use crate::signals::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU
 use crate::worker::WorkerSpec;
 use listen::Listeners;
 use planner::{Action, Command, DeadWorker, Planner};
+use watch::Watcher;
 
 /// The master wakes at least this often, to run the watchdog.
 const IDLE_WAKE: Duration = Duration::from_millis(250);
@@ -58,6 +61,11 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
     let signals =
         SignalSet::register(&[SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU])?;
     let scoreboard = Scoreboard::new(MAX_WORKERS * 2)?;
+    // Made before the first fork, so every worker inherits it; the watcher
+    // starts before the readiness line, so an edit made right after it
+    // reloads.
+    let changes = ChangeFeed::new(&scoreboard.header().changes)?;
+    let watcher = start_watcher(&config, changes)?;
     // The readiness line: tests and scripts wait for exactly this, and may
     // signal us right after it, so the handlers are already in place. One
     // line, the first address (127.0.0.1 for `localhost`); the others go
@@ -100,8 +108,24 @@ pub fn run(config: Config, cli: Cli) -> Result<(), MasterError> {
         listeners,
         scoreboard,
         signals,
+        changes,
+        watcher,
     };
     master.cycle()
+}
+
+/// The root's watcher when live reload is on.
+fn start_watcher(config: &Config, changes: ChangeFeed) -> std::io::Result<Option<Watcher>> {
+    if !config.live_reload {
+        return Ok(None);
+    }
+    let watcher = Watcher::start(&config.root, changes).map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("live reload: cannot watch {}: {err}", config.root.display()),
+        )
+    })?;
+    Ok(Some(watcher))
 }
 
 /// Which signal asks for what, in the order they are handled.
@@ -122,6 +146,10 @@ struct Master {
     signals: SignalSet,
     /// The decisions; everything else here carries them out.
     planner: Planner,
+    /// Live reload: the feed every worker listens to, and the root's
+    /// watcher that publishes on it (when `live_reload` is on).
+    changes: ChangeFeed,
+    watcher: Option<Watcher>,
 }
 
 impl Master {
@@ -163,6 +191,10 @@ impl Master {
         let actions = self.planner.tick(now, &verdicts, &ready);
         let flow = self.carry_out(actions, now);
         self.steer();
+        if let Some(watcher) = &mut self.watcher {
+            watcher.read(now);
+            watcher.publish_if_due(now);
+        }
         flow
     }
 
@@ -213,15 +245,25 @@ impl Master {
         ControlFlow::Continue(())
     }
 
-    /// Sleeps until a signal arrives or the next timer is due.
+    /// Sleeps until a signal arrives, the next timer is due, or (live
+    /// reload) a file changes or a burst of changes is due.
     fn wait_for_work(&self) {
         let now = Instant::now();
-        let wake = self.planner.next_wake(now);
+        let mut wake = self.planner.next_wake(now);
+        if let Some(due) = self.watcher.as_ref().and_then(Watcher::due) {
+            wake = wake.min(due);
+        }
+        // Rounded up: waking a millisecond early would only find the burst
+        // not due yet and sleep again for 0 ms.
         let millis = wake
             .saturating_duration_since(now)
-            .as_millis()
+            .as_micros()
+            .div_ceil(1000)
             .min(u16::MAX as u128) as u16;
-        let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(watcher) = &self.watcher {
+            fds.push(PollFd::new(watcher.fd(), PollFlags::POLLIN));
+        }
         // EINTR is the usual way a signal ends this wait: nothing to handle.
         let _ = poll(&mut fds, PollTimeout::from(millis));
     }
@@ -299,6 +341,7 @@ impl Master {
             slot: slot_ref,
             master: getpid(),
             signal_mask: nix::sys::signal::SigSet::empty(),
+            changes: self.changes,
         };
         let pid = match spawn::fork_worker(spec, &self.signals) {
             Ok(pid) => pid,
@@ -356,6 +399,15 @@ impl Master {
             && let Some(note) = crate::handlers::exposure(&config, addr)
         {
             log::warn!("{note}");
+        }
+        if (config.live_reload, &config.root) != (self.config.live_reload, &self.config.root) {
+            // Off, on, or another root: the old watcher goes first, so
+            // two never publish at once.
+            self.watcher = None;
+            match start_watcher(&config, self.changes) {
+                Ok(watcher) => self.watcher = watcher,
+                Err(err) => log::error!("{err}; pages will not reload"),
+            }
         }
         self.config = config;
         let graceful_timeout = self.config.supervisor.graceful_timeout;

@@ -16,9 +16,13 @@
 //! waits in the loop's overflow queue, in its own state ([`Entry::Queued`]):
 //! queued once, served in order, and never timed out while it waits.
 //!
-//! A lingering close ([`Next::Linger`]) is always driven here, on the loop's
-//! thread, in every mode: it only reads and discards a bounded amount, and
-//! must not take a pool thread while it waits for the client.
+//! A lingering close ([`Next::Linger`]) and an event stream
+//! ([`Next::Events`]) are always driven here, on the loop's thread, in
+//! every mode: each drive only reads and discards a bounded amount, or
+//! writes an event of a few bytes, and neither may take a pool thread
+//! while it waits for its client or for news. When the worker's change
+//! feed wakes the loop (live reload), every stream it holds is driven,
+//! and every one on a pool thread is looked at again when it comes back.
 //!
 //! Fairness: a drive is one turn of its connection (bounded in requests,
 //! time and bytes: see `connection`); one that yielded goes to the back of
@@ -49,6 +53,7 @@ use crate::config::{Accept, Config, Mode};
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
+const CHANGES: Token = Token(usize::MAX - 4);
 /// Thread mode's overflow limit: this many waiting connections per pool
 /// thread, and never fewer than [`MIN_OVERFLOW_LIMIT`] in all.
 const OVERFLOW_PER_THREAD: usize = 16;
@@ -161,6 +166,11 @@ impl EventLoop {
                 control.add_loop(Arc::new(Waker::new(poll.registry(), SIGNALS)?));
             }
         }
+        if let Some(feed) = &ctx.changes {
+            let fd = feed.wake_fd();
+            poll.registry()
+                .register(&mut SourceFd(&fd), CHANGES, Interest::READABLE)?;
+        }
         let scheduler = match config.mode {
             Mode::Process | Mode::ThreadLoops => Scheduler::Inline,
             Mode::Thread => {
@@ -219,6 +229,7 @@ impl EventLoop {
                 LISTENER => self.accept(now),
                 SIGNALS => signalled = true,
                 WAKER => {} // finished jobs are collected below
+                CHANGES => self.tell_streams(),
                 Token(key) => self.on_event(key),
             }
         }
@@ -347,15 +358,29 @@ impl EventLoop {
         }
     }
 
-    /// Serves a connection: here (process mode, or a lingering close) or on
-    /// the pool. Safe to call more than once for the same connection.
+    /// The change feed has news: every event stream is driven (here, or
+    /// when it comes back from the pool). Changes are rare (someone saved
+    /// a file), so a look at every connection is cheap enough.
+    fn tell_streams(&mut self) {
+        for (key, entry) in self.conns.iter_mut() {
+            match entry {
+                Entry::Parked(conn) if conn.is_streaming() => self.ready.push(key),
+                Entry::InPool { dirty } => *dirty = true,
+                Entry::Parked(_) | Entry::Queued(_) => {}
+            }
+        }
+    }
+
+    /// Serves a connection: here (process mode, a lingering close, an event
+    /// stream) or on the pool. Safe to call more than once for the same
+    /// connection.
     fn schedule(&mut self, key: usize) {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
         let inline = matches!(self.scheduler, Scheduler::Inline);
         match entry {
-            Entry::Parked(conn) if inline || conn.is_lingering() => {
+            Entry::Parked(conn) if inline || conn.is_lingering() || conn.is_streaming() => {
                 let next = conn.drive(&self.ctx);
                 let ended = conn.driven_at();
                 self.after_drive(key, next, false);
@@ -464,10 +489,12 @@ impl EventLoop {
             Next::Close => self.close(key),
             Next::Yield => self.ready.push(key),
             // An event came while a thread had it: look again.
-            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger if dirty => {
+            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger | Next::Events
+                if dirty =>
+            {
                 self.ready.push(key)
             }
-            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger => {
+            Next::Read { .. } | Next::Write | Next::Timer | Next::Linger | Next::Events => {
                 if let Some(Entry::Parked(conn)) = self.conns.get(key) {
                     self.next_sweep = self.next_sweep.min(conn.deadline());
                 }
@@ -581,6 +608,7 @@ mod tests {
     use std::net::{SocketAddr, TcpStream as ClientStream};
 
     use super::*;
+    use crate::changes::{Change, ChangeFeed};
     use crate::http::{Body, Handler, Request, Response};
     use crate::scoreboard::Scoreboard;
     use crate::signals::SignalSet;
@@ -609,11 +637,21 @@ mod tests {
         handler: impl Handler + 'static,
         slot: &'static crate::scoreboard::Slot,
     ) -> (EventLoop, SocketAddr) {
+        worker_loop_hearing(mode, handler, slot, None)
+    }
+
+    /// As [`worker_loop_with`], its event streams reporting `changes`.
+    fn worker_loop_hearing(
+        mode: Mode,
+        handler: impl Handler + 'static,
+        slot: &'static crate::scoreboard::Slot,
+        changes: Option<ChangeFeed>,
+    ) -> (EventLoop, SocketAddr) {
         let mut config = crate::config::defaults();
         config.mode = mode;
         config.threads = 1;
         config.access_log = false;
-        let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), slot));
+        let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), slot, changes));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -758,5 +796,125 @@ mod tests {
     #[test]
     fn thread_loops_mode_heartbeats_between_slow_turns() {
         heartbeats_between_slow_turns(Mode::ThreadLoops);
+    }
+
+    /// `/events` is an event stream from generation 0; anything else "hello".
+    struct Streams;
+
+    impl Handler for Streams {
+        fn handle(&self, req: &Request) -> Response {
+            match req.path() {
+                "/events" => Response::new(200, Body::Events { since: 0 }),
+                _ => Response::new(200, Body::Static(b"hello")),
+            }
+        }
+    }
+
+    /// Turns the loop until every client has received `wanted` once more
+    /// than it had, adding what each receives to its `got`; fails after a
+    /// deadline.
+    fn turn_until_each_reads(
+        event_loop: &mut EventLoop,
+        clients: &mut [ClientStream],
+        got: &mut [String],
+        wanted: &str,
+    ) {
+        let mut events = Events::with_capacity(64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let seen: Vec<usize> = got.iter().map(|g| g.matches(wanted).count()).collect();
+        while seen
+            .iter()
+            .zip(got.iter())
+            .any(|(before, g)| g.matches(wanted).count() <= *before)
+        {
+            assert!(Instant::now() < deadline, "no {wanted:?} in {got:?}");
+            assert_eq!(
+                event_loop.turn(&mut events).unwrap(),
+                None,
+                "worker stopped"
+            );
+            for (client, got) in clients.iter_mut().zip(got.iter_mut()) {
+                let mut chunk = [0; 4096];
+                match client.read(&mut chunk) {
+                    Ok(n) => got.push_str(&String::from_utf8_lossy(&chunk[..n])),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => panic!("client read: {err}"),
+                }
+            }
+        }
+    }
+
+    /// Event streams in `mode`: three of them, with one pool thread in
+    /// thread mode, and still a plain request is answered (a stream waits
+    /// on the loop, never on a pool thread); each change reaches every
+    /// stream; a draining worker closes them.
+    fn streams_hear_every_change_and_hold_no_thread(mode: Mode) {
+        let slot = Scoreboard::new(1).unwrap().slot(0);
+        let word: &'static std::sync::atomic::AtomicU64 =
+            Box::leak(Box::new(std::sync::atomic::AtomicU64::new(0)));
+        let feed = ChangeFeed::new(word).unwrap();
+        let (mut event_loop, addr) = worker_loop_hearing(mode, Streams, slot, Some(feed));
+        let mut clients: Vec<ClientStream> = (0..3)
+            .map(|_| {
+                let mut client = ClientStream::connect(addr).unwrap();
+                client
+                    .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                client.set_nonblocking(true).unwrap();
+                client
+            })
+            .collect();
+        let mut got = vec![String::new(); 3];
+        turn_until_each_reads(&mut event_loop, &mut clients, &mut got, "\r\n\r\n");
+        for head in &got {
+            assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+            assert!(!head.contains("Content-Length"), "{head}");
+        }
+        let plain = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let answer = exchange(&mut event_loop, addr, plain);
+        assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+        assert_eq!(slot.idle_connections(), 3, "waiting streams count as idle");
+        feed.publish(Change::Stylesheets);
+        turn_until_each_reads(
+            &mut event_loop,
+            &mut clients,
+            &mut got,
+            "event: css\ndata: 1\n\n",
+        );
+        feed.publish(Change::Reload);
+        turn_until_each_reads(
+            &mut event_loop,
+            &mut clients,
+            &mut got,
+            "event: reload\ndata: 2\n\n",
+        );
+        // Input on a stream is thrown away, and changes nothing.
+        clients[0].write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        feed.publish(Change::Reload);
+        turn_until_each_reads(&mut event_loop, &mut clients, &mut got, "data: 3\n\n");
+        assert!(!got[0].contains("hello"), "{}", got[0]);
+        // Draining: the streams end (their pages reconnect elsewhere).
+        event_loop.start_draining(Instant::now());
+        let mut events = Events::with_capacity(64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !event_loop.conns.is_empty() {
+            assert!(Instant::now() < deadline, "streams not closed by the drain");
+            event_loop.turn(&mut events).unwrap();
+        }
+    }
+
+    #[test]
+    fn process_mode_streams_hear_every_change() {
+        streams_hear_every_change_and_hold_no_thread(Mode::Process);
+    }
+
+    #[test]
+    fn thread_mode_streams_hear_every_change_and_hold_no_pool_thread() {
+        streams_hear_every_change_and_hold_no_thread(Mode::Thread);
+    }
+
+    #[test]
+    fn thread_loops_mode_streams_hear_every_change() {
+        streams_hear_every_change_and_hold_no_thread(Mode::ThreadLoops);
     }
 }

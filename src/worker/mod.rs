@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::{Pid, getppid};
 
+use crate::changes::ChangeFeed;
 use crate::config::{Accept, Config, Mode};
 use crate::http::Handler;
 use crate::scoreboard::{Scoreboard, Slot, SlotState};
@@ -60,6 +61,9 @@ pub(crate) struct WorkerSpec<'a> {
     /// The signal mask to restore once the worker's handlers are installed
     /// (the master forks with every signal blocked).
     pub(crate) signal_mask: nix::sys::signal::SigSet,
+    /// Live reload's change feed (its streams listen to it when
+    /// `live_reload` is on).
+    pub(crate) changes: ChangeFeed,
 }
 
 /// Runs a worker to its end; returns the process exit code.
@@ -126,7 +130,13 @@ fn boot<H: Handler + 'static>(
         .ok_or_else(|| io::Error::other("no listening socket"))?;
     config.listen = first_listener.local_addr()?;
     let handler = make_handler(&config, spec.position, spec.scoreboard)?;
-    let ctx = Arc::new(ServeCtx::new(&config, Box::new(handler), spec.slot));
+    let changes = config.live_reload.then_some(spec.changes);
+    let ctx = Arc::new(ServeCtx::new(
+        &config,
+        Box::new(handler),
+        spec.slot,
+        changes,
+    ));
     // One scoreboard row per serving thread, set up before any of them
     // counts: the loop (process mode), the pool's threads or the loops.
     let serving_threads = match spec.config.mode {

@@ -9,8 +9,13 @@
 //! The HTTP client here is deliberately raw (a `TcpStream` and a tiny
 //! response parser) so tests can send malformed bytes and see exactly what
 //! comes back.
+//!
+//! [`browser`] drives headless Chromium for the tests that need a real
+//! page (the dashboard, live reload).
 
 #![allow(dead_code)] // each test file uses a different part of the helper
+
+pub mod browser;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -86,6 +91,12 @@ impl Server {
     pub fn start(mode: &str, extra: &[&str]) -> Server {
         let root = TempDir::new();
         write_fixtures(root.path());
+        Server::start_in(root, mode, extra)
+    }
+
+    /// As [`Server::start`], serving `root` as the caller prepared it (a
+    /// live-reload test writes its files before the watcher starts).
+    pub fn start_in(root: TempDir, mode: &str, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec![
             root.path().display().to_string(),
             "--listen".into(),

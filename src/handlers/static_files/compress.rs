@@ -49,6 +49,7 @@ use std::path::Path;
 
 use nix::sys::stat::{self, FileStat};
 
+use super::live_reload::is_page;
 use super::validators::{Validators, not_modified};
 use super::{Kind, StaticFiles, content_type, file_name, kind, serve_file};
 use crate::http::request::weighted_list;
@@ -226,6 +227,35 @@ impl StaticFiles {
         self
     }
 
+    /// A page made in memory, `len` bytes long, whose validators are `v`
+    /// (live reload's page with its tag): compressed on the fly for a
+    /// client that accepts it, as a file of that length would be, else as
+    /// it is; `make` makes it, unless the answer is a 304. Never a range:
+    /// its bytes are not the file's.
+    pub(super) fn serve_made(
+        &self,
+        req: &Request,
+        name: &[u8],
+        v: Validators,
+        len: u64,
+        make: impl FnOnce() -> io::Result<Vec<u8>>,
+    ) -> Response {
+        let worth_it = self.compress && len > MIN_SIZE && len <= MAX_SIZE;
+        let coding = match worth_it && !req.accept_encoding.is_empty() {
+            true => Accepted::parse(&req.accept_encoding)
+                .ranked(ON_THE_FLY_ORDER)
+                .next(),
+            false => None,
+        };
+        encoded(req, name, coding, v, || {
+            let page = make()?;
+            Ok(Body::Bytes(match coding {
+                Some(coding) => compress(coding, &page)?,
+                None => page,
+            }))
+        })
+    }
+
     /// Serves the regular file `file` (opened from `rel`, whose status is
     /// `st`) in the best encoding the client accepts: see the module doc.
     pub(super) fn serve_negotiated(
@@ -237,6 +267,13 @@ impl StaticFiles {
     ) -> Response {
         let name = file_name(rel);
         let size = file_size(st);
+        // Live reload: a page gets its tag (one branch when it is off).
+        if let Some(generation) = self.reload_generation()
+            && is_page(name)
+            && let Some(page) = self.serve_page(req, name, &file, st, generation)
+        {
+            return page;
+        }
         // The size first: it rules out most files without a type lookup.
         let on_the_fly = self.compress && size > MIN_SIZE && size <= MAX_SIZE && compressible(name);
         // No Accept-Encoding (wrk, curl), a range, or a file too small to
@@ -270,10 +307,12 @@ impl StaticFiles {
                 offset: 0,
                 len: file_size(&sibling),
             };
-            return encoded(req, name, coding, Validators::of(&sibling), || Ok(body));
+            return encoded(req, name, Some(coding), Validators::of(&sibling), || {
+                Ok(body)
+            });
         }
         if on_the_fly && let Some(coding) = accepted.ranked(ON_THE_FLY_ORDER).next() {
-            return encoded(req, name, coding, Validators::of(st), || {
+            return encoded(req, name, Some(coding), Validators::of(st), || {
                 let data = read_whole(&file, size)?;
                 Ok(Body::Bytes(compress(coding, &data)?))
             });
@@ -284,7 +323,7 @@ impl StaticFiles {
 
 /// Up to `size` bytes of `file` from its start, in one `pread` as a rule
 /// (fewer if it shrank meanwhile). Only for files up to [`MAX_SIZE`].
-fn read_whole(file: &File, size: u64) -> io::Result<Vec<u8>> {
+pub(super) fn read_whole(file: &File, size: u64) -> io::Result<Vec<u8>> {
     let mut data = vec![0; size as usize];
     let mut filled = 0;
     while filled < data.len() {
@@ -313,55 +352,54 @@ fn identity(req: &Request, name: &[u8], file: File, st: &FileStat, vary: bool) -
     }
 }
 
-/// An encoded representation of `name`, whose validators are `v` (the
-/// ETag gets the coding's suffix): a 304 if the client has it, else the
-/// body `body` makes (called only then, so a 304 compresses nothing).
+/// A representation of `name` other than the plain file: encoded in
+/// `coding`, or made in memory (live reload's page), or both. `v` are its
+/// validators (the ETag gets the coding's suffix; a made page's have no
+/// date): a 304 if the client has it, else the body `body` makes (called
+/// only then, so a 304 compresses nothing).
 fn encoded(
     req: &Request,
     name: &[u8],
-    coding: Coding,
+    coding: Option<Coding>,
     mut v: Validators,
     body: impl FnOnce() -> io::Result<Body>,
 ) -> Response {
-    tag_etag(&mut v.etag, coding);
+    if let Some(coding) = coding {
+        v.tag(coding.token());
+    }
+    let dated = |resp: Response, date: String| match date.is_empty() {
+        true => resp,
+        false => resp.header("Last-Modified", date),
+    };
     if not_modified(&req.if_none_match, &req.if_modified_since, &v) {
-        return Response::new(304, Body::Empty)
+        let resp = Response::new(304, Body::Empty)
             .header("ETag", v.etag)
-            .header("Last-Modified", v.last_modified)
             .header("Cache-Control", "no-cache")
             .header("Vary", "Accept-Encoding");
+        return dated(resp, v.last_modified);
     }
     let body = match body() {
         Ok(body) => body,
         Err(err) => {
             log::warn!(
                 "static: {} of {:?}: {err}",
-                coding.token(),
+                coding.map_or("a page", Coding::token),
                 String::from_utf8_lossy(name)
             );
             return Response::error(500);
         }
     };
-    // No Accept-Ranges: a range always gets the identity, so these bytes
-    // can't be asked for in parts.
-    Response::new(200, body)
-        .header("Content-Type", content_type(name))
-        .header("Content-Encoding", coding.token())
-        .header("Vary", "Accept-Encoding")
-        .header("Last-Modified", v.last_modified)
+    // No Accept-Ranges: a range always gets the identity file, so these
+    // bytes can't be asked for in parts.
+    let mut resp = Response::new(200, body).header("Content-Type", content_type(name));
+    if let Some(coding) = coding {
+        resp = resp.header("Content-Encoding", coding.token());
+    }
+    let resp = resp.header("Vary", "Accept-Encoding");
+    dated(resp, v.last_modified)
         .header("ETag", v.etag)
         .header("Cache-Control", "no-cache")
         .header("X-Content-Type-Options", "nosniff")
-}
-
-/// `"abc"` becomes `"abc-br"`: a tag per encoding, as RFC 9110 8.8.3
-/// asks of representations that differ.
-fn tag_etag(etag: &mut String, coding: Coding) {
-    let closing = etag.pop();
-    debug_assert_eq!(closing, Some('"'));
-    etag.push('-');
-    etag.push_str(coding.token());
-    etag.push('"');
 }
 
 #[cfg(test)]
@@ -506,9 +544,19 @@ mod tests {
 
     #[test]
     fn etags_get_the_coding_inside_the_quotes() {
-        let mut etag = "\"1-2-3\"".to_owned();
-        tag_etag(&mut etag, Br);
-        assert_eq!(etag, "\"1-2-3-br\"");
+        let root = TempRoot::new();
+        let st = stat::stat(&root.path.join("hello.txt")).unwrap();
+        let mut v = Validators::of(&st);
+        let plain = v.etag.clone();
+        v.tag(Br.token());
+        assert_eq!(v.etag, format!("{}-br\"", &plain[..plain.len() - 1]));
+        // Live reload's page: its own tag, and no date to be 304 by.
+        let remade = Validators::of(&st).remade("lr3");
+        assert!(remade.etag.ends_with("-lr3\""), "{}", remade.etag);
+        assert!(remade.last_modified.is_empty());
+        let long_after = "Fri, 01 Jan 2100 00:00:00 GMT";
+        assert!(!not_modified("", long_after, &remade));
+        assert!(not_modified("", long_after, &Validators::of(&st)));
     }
 
     #[test]

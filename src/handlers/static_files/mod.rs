@@ -18,7 +18,9 @@
 //! root's `index.html` instead (`spa`, for single-page apps) when it has no
 //! extension and the client accepts HTML; every other 404 has the root's
 //! `404.html` as its body when there is one (opened beneath the root like
-//! any file). Every response then gets the CORS and configured headers
+//! any file). With live reload on, every page (HTML) gets the script tag
+//! that reloads it (`live_reload`, which also serves the script and the
+//! event stream for the router). Every response then gets the CORS and configured headers
 //! (`headers`). None of it costs a file that is found anything but a
 //! branch or two.
 //!
@@ -32,6 +34,7 @@ mod compress;
 mod confined;
 mod headers;
 mod listing;
+pub(crate) mod live_reload;
 mod path;
 mod range;
 #[cfg(test)]
@@ -45,6 +48,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 
 use nix::errno::Errno;
 use nix::sys::stat::{self, FileStat, SFlag};
@@ -70,6 +74,8 @@ pub(crate) struct StaticFiles {
     spa: bool,
     /// CORS and the configured headers, on every response.
     extra: ExtraHeaders,
+    /// Live reload's change feed word (see `live_reload`), when it is on.
+    live_reload: Option<&'static AtomicU64>,
 }
 
 impl StaticFiles {
@@ -82,7 +88,15 @@ impl StaticFiles {
             compress: true,
             spa: false,
             extra: ExtraHeaders::default(),
+            live_reload: None,
         })
+    }
+
+    /// Live reload: pages get the script tag, made at the generation in
+    /// `changes` (the change feed's word), when it is `Some` (builder style).
+    pub(crate) fn live_reload(mut self, changes: Option<&'static AtomicU64>) -> StaticFiles {
+        self.live_reload = changes;
+        self
     }
 
     /// The single-page-app fallback (builder style).
@@ -175,31 +189,43 @@ impl StaticFiles {
             && kind(&st) == Kind::File
         {
             // Same path, another answer for another Accept.
-            return serve_file(req, b"index.html", File::from(fd), &st).header("Vary", "Accept");
+            return self
+                .serve_negotiated(req, b"index.html", File::from(fd), &st)
+                .header("Vary", "Accept");
         }
         self.not_found()
     }
 
     /// A 404, with the root's `404.html` as its body if it has one (a
-    /// regular file, beneath the root like any other), else the plain one.
+    /// regular file, beneath the root like any other; with live reload's
+    /// tag when that is on), else the plain one.
     fn not_found(&self) -> Response {
         if let Ok(fd) = self.root.open_beneath(b"404.html")
             && let Ok(st) = stat::fstat(&fd)
             && kind(&st) == Kind::File
         {
-            let len = u64::try_from(st.st_size).unwrap_or(0);
             let file = File::from(fd);
-            return Response::new(
-                404,
-                Body::File {
-                    file,
-                    offset: 0,
-                    len,
+            let body = match self.reload_generation() {
+                Some(_) => match live_reload::read_page(&file, &st) {
+                    Ok(mut page) => {
+                        self.tag_page(&mut page);
+                        Body::Bytes(page)
+                    }
+                    Err(_) => return Response::error(404),
                 },
-            )
-            .header("Content-Type", "text/html; charset=utf-8")
-            .header("Cache-Control", "no-cache")
-            .header("X-Content-Type-Options", "nosniff");
+                None => {
+                    let len = u64::try_from(st.st_size).unwrap_or(0);
+                    Body::File {
+                        file,
+                        offset: 0,
+                        len,
+                    }
+                }
+            };
+            return Response::new(404, body)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .header("Cache-Control", "no-cache")
+                .header("X-Content-Type-Options", "nosniff");
         }
         Response::error(404)
     }
@@ -251,14 +277,13 @@ impl StaticFiles {
         let sort = Sort::from_query(req.query());
         sort_entries(&mut entries, sort);
         let (body, content_type) = if accepts(req, "application/json") {
-            (listing_json(&entries), "application/json")
+            (listing_json(&entries).into_bytes(), "application/json")
         } else {
-            (
-                render_listing(rel, &entries, sort),
-                "text/html; charset=utf-8",
-            )
+            let mut page = render_listing(rel, &entries, sort).into_bytes();
+            self.tag_page(&mut page);
+            (page, "text/html; charset=utf-8")
         };
-        Response::new(200, Body::Bytes(body.into_bytes()))
+        Response::new(200, Body::Bytes(body))
             .header("Content-Type", content_type)
             .header("Cache-Control", "no-cache")
             .header("X-Content-Type-Options", "nosniff")

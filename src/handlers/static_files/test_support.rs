@@ -91,7 +91,7 @@ pub(crate) fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
 /// The bytes a response body would send.
 pub(crate) fn body_bytes(resp: &mut Response) -> Vec<u8> {
     match &mut resp.body {
-        Body::Empty => Vec::new(),
+        Body::Empty | Body::Events { .. } => Vec::new(),
         Body::Static(b) => b.to_vec(),
         Body::Bytes(b) => b.clone(),
         Body::File { file, offset, len } => {

@@ -32,6 +32,28 @@ impl Validators {
             mtime_secs: st.st_mtime,
         }
     }
+
+    /// The validators of a representation made from the file (live
+    /// reload's page with its tag): the file's ETag with `suffix` inside the
+    /// quotes, and no date (the file's mtime doesn't date what was added, so
+    /// no `If-Modified-Since` can make it a 304).
+    pub(crate) fn remade(mut self, suffix: &str) -> Validators {
+        self.tag(suffix);
+        self.last_modified.clear();
+        self.mtime_secs = i64::MAX;
+        self
+    }
+
+    /// `"abc"` becomes `"abc-suffix"`: a tag per representation, as RFC
+    /// 9110 8.8.3 asks of representations that differ (an encoding, a page
+    /// with live reload's tag).
+    pub(crate) fn tag(&mut self, suffix: &str) {
+        let closing = self.etag.pop();
+        debug_assert_eq!(closing, Some('"'));
+        self.etag.push('-');
+        self.etag.push_str(suffix);
+        self.etag.push('"');
+    }
 }
 
 /// An HTTP date for a Unix time, clamped to what `httpdate` can format
@@ -48,7 +70,7 @@ pub(crate) fn not_modified(if_none_match: &str, if_modified_since: &str, v: &Val
     if !if_none_match.is_empty() {
         return etag_list_matches(if_none_match, &v.etag);
     }
-    if if_modified_since.is_empty() {
+    if if_modified_since.is_empty() || v.last_modified.is_empty() {
         return false;
     }
     match httpdate::parse_http_date(if_modified_since) {

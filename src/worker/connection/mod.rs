@@ -50,11 +50,17 @@
 //! [`LINGER_BYTES`](linger::LINGER_BYTES) ([`Next::Linger`]); the event
 //! loop does that on its own thread in every mode, as input arrives.
 //!
+//! Event streams (live reload, in [`events`]): a response whose body is
+//! [`Body::Events`] turns its connection into a stream of change events
+//! ([`Next::Events`]), driven on the event loop's thread in every mode,
+//! like a lingering close, so an idle stream never holds a pool thread.
+//!
 //! The parts: [`read_buffer`] (input), [`head`] (finding and parsing the
 //! next request head), [`respond`] (calling the handler, queueing its
 //! answer), [`write_queue`] (output: batching, `sendfile`), [`timers`],
-//! [`linger`]; this file ties them into the request cycle.
+//! [`linger`], [`events`]; this file ties them into the request cycle.
 
+mod events;
 #[cfg(test)]
 mod fuzz;
 mod head;
@@ -73,11 +79,13 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::changes::ChangeFeed;
 use crate::config::Config;
 use crate::http::body::BodyReader;
 use crate::http::date::with_http_date;
 use crate::http::{Body, Handler, Method, Request, Response};
 use crate::scoreboard::{Slot, ThreadRow};
+use events::EventStream;
 use head::HeadScan;
 use linger::Linger;
 use read_buffer::ReadBuffer;
@@ -102,11 +110,20 @@ pub(crate) struct ServeCtx {
     /// Set when the worker stops: every response then closes its connection.
     pub(crate) draining: AtomicBool,
     pid: u32,
+    /// Live reload's change feed, which event streams report; `None` when
+    /// live reload is off (a stream then only pings).
+    pub(crate) changes: Option<ChangeFeed>,
 }
 
 impl ServeCtx {
-    /// The context of a worker that answers with `handler`.
-    pub(crate) fn new(config: &Config, handler: Box<dyn Handler>, slot: &'static Slot) -> ServeCtx {
+    /// The context of a worker that answers with `handler`; its event
+    /// streams report `changes`.
+    pub(crate) fn new(
+        config: &Config,
+        handler: Box<dyn Handler>,
+        slot: &'static Slot,
+        changes: Option<ChangeFeed>,
+    ) -> ServeCtx {
         ServeCtx {
             handler,
             slot,
@@ -118,6 +135,7 @@ impl ServeCtx {
             access_log: config.access_log,
             draining: AtomicBool::new(false),
             pid: std::process::id(),
+            changes,
         }
     }
 
@@ -153,6 +171,10 @@ pub(crate) enum Next {
     /// A response is held until a time (`Response::not_before`): drive it
     /// again at its deadline.
     Timer,
+    /// An event stream, waiting for news: drive it on the loop's thread
+    /// when the change feed wakes the loop, when the client sends, or at
+    /// its deadline (a ping).
+    Events,
     /// Done: drop it.
     Close,
 }
@@ -174,6 +196,8 @@ pub(crate) struct Connection {
     unread_input: bool,
     /// Set while in a lingering close.
     linger: Option<Linger>,
+    /// Set once it is an event stream (see [`events`]).
+    events: Option<EventStream>,
     eof: bool,
     timers: Timers,
     /// The accepting loop thread's counters (its scoreboard row): this
@@ -213,6 +237,7 @@ impl Connection {
             close_after_write: false,
             unread_input: false,
             linger: None,
+            events: None,
             eof: false,
             timers: Timers::new(now, ctx.header_timeout),
             counters,
@@ -239,10 +264,11 @@ impl Connection {
             && !self.output.has_output()
     }
 
-    /// Whether the deadline is a delayed response coming due (drive it
-    /// then) rather than a timeout (close it then).
+    /// Whether the deadline is work coming due (a delayed response, an
+    /// event stream's ping: drive it then) rather than a timeout (close it
+    /// then).
     pub(crate) fn deadline_is_due_work(&self) -> bool {
-        self.timers.timer() == Timer::Due
+        matches!(self.timers.timer(), Timer::Due | Timer::Ping)
     }
 
     /// Whether it is in a lingering close (see [`Next::Linger`]).
@@ -250,10 +276,10 @@ impl Connection {
         self.linger.is_some()
     }
 
-    /// Shortens an idle or lingering connection's deadline when the worker
-    /// starts draining.
+    /// Shortens an idle, lingering or streaming connection's deadline when
+    /// the worker starts draining (a stream closes when driven then).
     pub(crate) fn start_draining(&mut self, now: Instant) {
-        if self.is_idle() || self.is_lingering() {
+        if self.is_idle() || self.is_lingering() || self.is_streaming() {
             self.timers.shorten_to(now + DRAIN_IDLE_GRACE);
         }
     }
@@ -270,9 +296,12 @@ impl Connection {
         // Being driven is being busy, whatever comes of it.
         self.count_idle(false);
         let next = catch_unwind(AssertUnwindSafe(|| {
-            let next = match self.linger {
-                Some(_) => self.discard(),
-                None => self.work(ctx),
+            let next = if self.linger.is_some() {
+                self.discard()
+            } else if self.is_streaming() {
+                self.stream_events(ctx)
+            } else {
+                self.work(ctx)
             };
             let now = Instant::now();
             self.driven_at = now;
@@ -286,7 +315,8 @@ impl Connection {
             );
             Next::Close
         });
-        self.count_idle(next == Next::Read { idle: true });
+        // A stream waiting for news is as idle as a parked keep-alive.
+        self.count_idle(matches!(next, Next::Read { idle: true } | Next::Events));
         next
     }
 
@@ -332,7 +362,11 @@ impl Connection {
             }
             // 1. Turn buffered input into queued output, in order.
             let mut need_input = false;
-            while self.output.has_room() && !self.close_after_write && self.delayed.is_none() {
+            while self.output.has_room()
+                && !self.close_after_write
+                && self.delayed.is_none()
+                && !self.is_streaming()
+            {
                 if let Some(body) = &mut self.body {
                     match body.consume(self.input.pending()) {
                         Ok(used) => self.input.consume(used),
@@ -395,6 +429,10 @@ impl Connection {
             if self.close_after_write {
                 return self.close();
             }
+            if self.is_streaming() {
+                // It answered with an event stream: no more requests.
+                return self.stream_events(ctx);
+            }
             if turn.is_over() {
                 return Next::Yield;
             }
@@ -432,6 +470,7 @@ impl Connection {
         let progress = Progress {
             body_received: self.body.as_ref().map(BodyReader::received),
             due: self.delayed.as_ref().and_then(|d| d.response.not_before),
+            ping: self.events.as_ref().map(EventStream::ping_due),
             wrote: self.output.take_progress(),
         };
         self.timers.after_drive(next, progress, ctx.timeouts(), now);
@@ -568,7 +607,7 @@ pub(crate) mod tests {
         let mut config = crate::config::defaults();
         config.access_log = false;
         let slot = Scoreboard::new(1).unwrap().slot(0);
-        let ctx = ServeCtx::new(&config, Box::new(handler), slot);
+        let ctx = ServeCtx::new(&config, Box::new(handler), slot, None);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let socket =

@@ -10,10 +10,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use super::events::EventStream;
 use super::{Connection, ServeCtx, panic_message};
 use crate::http::body::BodyReader;
 use crate::http::date::with_http_date;
-use crate::http::{RequestError, Response};
+use crate::http::{Body, RequestError, Response};
 
 /// A response waiting for its `not_before` time.
 pub(super) struct Delayed {
@@ -111,12 +112,22 @@ impl Connection {
         let counted = response.counted;
         let out = self.output.buffer();
         with_http_date(|date| response.write_head(out, date, self.req.http10, keep_alive));
-        if !keep_alive {
-            self.close_after_write = true;
-        }
         let send_body = !self.req.is_head() && !Response::status_has_no_body(status);
         let len = if send_body { response.body.len() } else { 0 };
-        if send_body && let Err(err) = self.output.push_body(response.body) {
+        // An event stream: the connection becomes one (see `events`),
+        // unless there is no body to stream (HEAD): then it closes, as
+        // its head says.
+        let endless = matches!(response.body, Body::Events { .. });
+        let stream = match response.body {
+            Body::Events { since } if send_body => Some(since),
+            _ => None,
+        };
+        if (!keep_alive || endless) && stream.is_none() {
+            self.close_after_write = true;
+        }
+        if let Some(since) = stream {
+            self.events = Some(EventStream::new(since, Instant::now()));
+        } else if send_body && let Err(err) = self.output.push_body(response.body) {
             // The head promised `len` bytes; a short file can only end
             // the connection.
             log::warn!("file shrank while serving {}: {err}", self.req.target);

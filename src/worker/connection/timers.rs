@@ -27,6 +27,8 @@ pub(super) enum Timer {
     Write,
     /// Not a timeout: the moment a delayed response is due.
     Due,
+    /// Not a timeout either: an event stream's next ping.
+    Ping,
     /// It yielded with work pending and is on the ready list: no client
     /// timeout applies until it is driven again (within one loop turn; the
     /// deadline, `send_timeout` away, is only a backstop).
@@ -52,6 +54,8 @@ pub(super) struct Progress {
     pub(super) body_received: Option<u64>,
     /// When the response held back by a timer is due, if one is.
     pub(super) due: Option<Instant>,
+    /// When an event stream's next ping is due, if it is one.
+    pub(super) ping: Option<Instant>,
     /// Whether this drive wrote any byte.
     pub(super) wrote: bool,
 }
@@ -159,6 +163,10 @@ impl Timers {
             Next::Write => return,
             Next::Timer => match progress.due {
                 Some(at) => (Timer::Due, at),
+                None => return,
+            },
+            Next::Events => match progress.ping {
+                Some(at) => (Timer::Ping, at),
                 None => return,
             },
             // It has work and will be driven again soon: the idle, header or
@@ -313,6 +321,16 @@ mod tests {
         assert_eq!(
             after(&mut timers, Next::Close, none, t0),
             (Timer::Due, t0 + SEC)
+        );
+        // An event stream: no timeout, only its next ping, however long
+        // the keep-alive and header timeouts are.
+        let ping = Progress {
+            ping: Some(t0 + 30 * SEC),
+            ..Progress::default()
+        };
+        assert_eq!(
+            after(&mut timers, Next::Events, ping, t0),
+            (Timer::Ping, t0 + 30 * SEC)
         );
     }
 

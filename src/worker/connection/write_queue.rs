@@ -74,7 +74,8 @@ impl WriteQueue {
     /// caller can only close after what is queued (nothing of the body is).
     pub(super) fn push_body(&mut self, body: Body) -> io::Result<()> {
         match body {
-            Body::Empty => {}
+            // An event stream's events are written by the stream itself.
+            Body::Empty | Body::Events { .. } => {}
             Body::Static(bytes) => self.buf.extend_from_slice(bytes),
             Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
             Body::File { file, offset, len } if len <= SMALL_BODY => {
