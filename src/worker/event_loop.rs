@@ -270,6 +270,10 @@ impl EventLoop {
             Scheduler::Pool(pool) => Some(pool),
             Scheduler::Inline => None,
         };
+        if let Some(pool) = pool {
+            // This turn's jobs, all queued by now: one wake-up per thread.
+            pool.wake_threads();
+        }
         if let Some(pool) = pool
             && !timeout.is_zero()
             && !pool.prepare_to_sleep()
