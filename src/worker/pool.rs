@@ -15,9 +15,10 @@
 //!   that finishes a job takes the next one without sleeping;
 //! - a pool thread wakes a sleeping loop (a `mio::Waker`) only when the
 //!   loop must act on what came back at once (a connection that yielded or
-//!   holds a timer), or when the thread has no job left. A connection that
-//!   waits for input needs no wake-up: its next event wakes the loop, which
-//!   finds it back then.
+//!   holds a timer, or one that had an event while the thread had it), or
+//!   when the thread has no job left. A connection that waits for input
+//!   needs no wake-up: its next event wakes the loop, which finds it back
+//!   then.
 //!
 //! Neither direction allocates per job (the queue and the channel are
 //! sized up front), so the hand-off path does no allocation.
@@ -66,6 +67,9 @@ struct Shared {
     job_ready: Condvar,
     /// Set while the loop is (about to be) blocked in `poll`.
     loop_sleeping: AtomicBool,
+    /// Set with `loop_sleeping` when the loop has work waiting for some
+    /// connection on a pool thread: then any connection coming back wakes it.
+    wake_for_every_return: AtomicBool,
 }
 
 impl Shared {
@@ -105,6 +109,7 @@ impl Pool {
             }),
             job_ready: Condvar::new(),
             loop_sleeping: AtomicBool::new(false),
+            wake_for_every_return: AtomicBool::new(false),
         });
         // The threads are never joined: they end with the process (or
         // return once the pool is dropped).
@@ -160,8 +165,14 @@ impl Pool {
     }
 
     /// Call right before blocking in `poll`: returns false (don't block)
-    /// if work came back meanwhile. Pairs with [`PoolThread::wake_loop`].
-    pub(crate) fn prepare_to_sleep(&self) -> bool {
+    /// if work came back meanwhile. `every_return`: wake the loop for any
+    /// connection that comes back (it has an event waiting for one of them:
+    /// an event came for it while a thread had it). Pairs with
+    /// [`PoolThread::wake_loop`].
+    pub(crate) fn prepare_to_sleep(&self, every_return: bool) -> bool {
+        self.shared
+            .wake_for_every_return
+            .store(every_return, Ordering::SeqCst);
         self.shared.loop_sleeping.store(true, Ordering::SeqCst);
         if self.done.is_empty() {
             true
@@ -206,11 +217,13 @@ impl PoolThread {
             }
             next_job = self.shared.lock().queue.pop_front();
             // Tell a sleeping loop what came back only when it must act on
-            // it now (a turn to give again, a timer to set), or when this
-            // thread runs out of jobs. A connection that waits for input
-            // needs no telling: its next event wakes the loop, which then
-            // finds it back (the rest of a batch comes back together).
-            let urgent = matches!(next, Next::Yield | Next::Timer);
+            // it now (a turn to give again, a timer to set, an event that
+            // came meanwhile), or when this thread runs out of jobs. A
+            // connection that waits for input needs no telling: its next
+            // event wakes the loop, which then finds it back (the rest of
+            // a batch comes back together).
+            let urgent = matches!(next, Next::Yield | Next::Timer)
+                || self.shared.wake_for_every_return.load(Ordering::SeqCst);
             if urgent || next_job.is_none() {
                 self.wake_loop();
             }
