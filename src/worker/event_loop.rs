@@ -139,6 +139,10 @@ pub(crate) struct EventLoop {
     next_sweep: Instant,
     /// When the loop heartbeats next between drives.
     next_beat: Instant,
+    /// Thread mode: connections on a pool thread that got an event
+    /// meanwhile. While there are any, a sleeping loop asks to be woken by
+    /// every connection that comes back (it has work for them at once).
+    dirty_in_pool: usize,
 }
 
 impl EventLoop {
@@ -199,6 +203,7 @@ impl EventLoop {
             overflow_limit: (config.threads * OVERFLOW_PER_THREAD).max(MIN_OVERFLOW_LIMIT),
             next_sweep: Instant::now() + super::TICK,
             next_beat: Instant::now() + BEAT_EVERY,
+            dirty_in_pool: 0,
         })
     }
 
@@ -270,9 +275,13 @@ impl EventLoop {
             Scheduler::Pool(pool) => Some(pool),
             Scheduler::Inline => None,
         };
+        if let Some(pool) = pool {
+            // This turn's jobs, all queued by now: one wake-up per thread.
+            pool.wake_threads();
+        }
         if let Some(pool) = pool
             && !timeout.is_zero()
-            && !pool.prepare_to_sleep()
+            && !pool.prepare_to_sleep(self.dirty_in_pool > 0)
         {
             timeout = Duration::ZERO;
         }
@@ -351,7 +360,7 @@ impl EventLoop {
 
     fn on_event(&mut self, key: usize) {
         match self.conns.get_mut(key) {
-            Some(Entry::InPool { dirty }) => *dirty = true,
+            Some(Entry::InPool { dirty }) => mark_dirty(dirty, &mut self.dirty_in_pool),
             Some(Entry::Parked(_)) => self.schedule(key),
             Some(Entry::Queued(_)) => {} // it will be driven anyway
             None => {}                   // closed earlier in this batch
@@ -365,7 +374,7 @@ impl EventLoop {
         for (key, entry) in self.conns.iter_mut() {
             match entry {
                 Entry::Parked(conn) if conn.is_streaming() => self.ready.push(key),
-                Entry::InPool { dirty } => *dirty = true,
+                Entry::InPool { dirty } => mark_dirty(dirty, &mut self.dirty_in_pool),
                 Entry::Parked(_) | Entry::Queued(_) => {}
             }
         }
@@ -393,7 +402,7 @@ impl EventLoop {
                 }
             }
             // Look again when it comes back.
-            Entry::InPool { dirty } => *dirty = true,
+            Entry::InPool { dirty } => mark_dirty(dirty, &mut self.dirty_in_pool),
             Entry::Queued(_) => {} // already waiting its turn
         }
     }
@@ -471,6 +480,7 @@ impl EventLoop {
                 continue;
             };
             let dirty = matches!(entry, Entry::InPool { dirty: true });
+            self.dirty_in_pool -= usize::from(dirty);
             *entry = Entry::Parked(conn);
             self.after_drive(key, next, dirty);
         }
@@ -591,6 +601,15 @@ impl EventLoop {
             }
         }
         self.next_sweep = self.next_sweep.min(now + DRAIN_IDLE_GRACE);
+    }
+}
+
+/// Marks a connection on a pool thread as having had an event, counting
+/// it in `count` once.
+fn mark_dirty(dirty: &mut bool, count: &mut usize) {
+    if !*dirty {
+        *dirty = true;
+        *count += 1;
     }
 }
 
