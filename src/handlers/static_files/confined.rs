@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{self, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
+use nix::fcntl::{self, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{self, FileStat, Mode};
 
 /// The served directory, opened once; every open is resolved beneath it.
 pub(crate) struct ConfinedRoot {
@@ -82,6 +82,15 @@ impl ConfinedRoot {
             }
         }
         self.open_canonical(rel, flags)
+    }
+
+    /// The status of `rel` beneath the root fd, its last component not
+    /// followed (`fstatat`, `AT_SYMLINK_NOFOLLOW`). NOT confined: symlinks
+    /// in its directories are followed wherever they lead. Only for
+    /// comparing with the identity of a file this root opened (the cache's
+    /// revalidation, whose docs say why that is enough).
+    pub(crate) fn stat_nofollow(&self, rel: &[u8]) -> Result<FileStat, Errno> {
+        stat::fstatat(&self.fd, rel, AtFlags::AT_SYMLINK_NOFOLLOW)
     }
 
     /// Whether `openat2` fails for the root itself, which it may always

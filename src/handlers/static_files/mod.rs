@@ -24,12 +24,19 @@
 //! (`headers`). None of it costs a file that is found anything but a
 //! branch or two.
 //!
+//! A small file's plain answer (GET or HEAD, no range, no coding to
+//! negotiate, no tag to add) comes from the worker's cache (`cache`) while
+//! one `fstatat` says the path still names the very same, unchanged file;
+//! otherwise the flow above runs, and may fill the cache.
+//!
 //! What it doesn't: multipart ranges (a multi-range request gets the whole
 //! file), content negotiation beyond the coding and the above, writes, or
-//! caching metadata (a dev server must always show the file as it is now).
+//! trust any cached state it hasn't revalidated (a dev server must always
+//! show the file as it is now).
 //! Methods other than GET, HEAD and OPTIONS never get here: the router
 //! answers them.
 
+mod cache;
 mod compress;
 mod confined;
 mod headers;
@@ -55,6 +62,7 @@ use nix::sys::stat::{self, FileStat, SFlag};
 
 use crate::http::request::weighted_list;
 use crate::http::{Body, Request, Response};
+use cache::FileCache;
 use confined::ConfinedRoot;
 pub(crate) use headers::{ALLOWED_METHODS, ExtraHeaders};
 use listing::{Sort, listing_json, read_entries, render_listing, sort_entries};
@@ -76,6 +84,8 @@ pub(crate) struct StaticFiles {
     extra: ExtraHeaders,
     /// Live reload's change feed word (see `live_reload`), when it is on.
     live_reload: Option<&'static AtomicU64>,
+    /// Small files' plain answers, revalidated on each hit (see `cache`).
+    cache: FileCache,
 }
 
 impl StaticFiles {
@@ -89,6 +99,7 @@ impl StaticFiles {
             spa: false,
             extra: ExtraHeaders::default(),
             live_reload: None,
+            cache: FileCache::default(),
         })
     }
 
@@ -157,6 +168,10 @@ impl StaticFiles {
         } else {
             rel.as_slice().into()
         };
+        let plain = self.cacheable(req, path, &rel);
+        if plain && let Some(resp) = self.serve_cached(req, &rel) {
+            return resp;
+        }
         let fd = match self.root.open_beneath(&open_path) {
             Ok(fd) => fd,
             // No such file: perhaps a route of a single-page app.
@@ -171,6 +186,7 @@ impl StaticFiles {
             }
         };
         match kind(&st) {
+            Kind::File if plain => self.serve_and_cache(req, &rel, File::from(fd), &st),
             Kind::File => self.serve_negotiated(req, &rel, File::from(fd), &st),
             Kind::Dir if !path.ends_with('/') => redirect_to_dir(req),
             Kind::Dir => self.serve_dir(req, &rel, fd),
@@ -349,18 +365,30 @@ fn kind(st: &FileStat) -> Kind {
 }
 
 /// `Content-Type` from the extension; text gets an explicit charset so
-/// browsers don't guess one.
+/// browsers don't guess one. The common types cost no allocation.
 fn content_type(name: &[u8]) -> Cow<'static, str> {
-    let mime = mime_guess::from_path(Path::new(OsStr::from_bytes(name))).first_or_octet_stream();
-    let essence = mime.essence_str();
-    if mime.type_() == mime_guess::mime::TEXT
-        || essence == "application/javascript"
-        || essence == "application/json"
-    {
-        Cow::Owned(format!("{essence}; charset=utf-8"))
-    } else {
-        Cow::Owned(essence.to_owned())
-    }
+    let essence = mime_guess::from_path(Path::new(OsStr::from_bytes(name)))
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    let with_charset = match essence {
+        "text/html" => "text/html; charset=utf-8",
+        "text/css" => "text/css; charset=utf-8",
+        "text/javascript" => "text/javascript; charset=utf-8",
+        "text/plain" => "text/plain; charset=utf-8",
+        "text/markdown" => "text/markdown; charset=utf-8",
+        "application/javascript" => "application/javascript; charset=utf-8",
+        "application/json" => "application/json; charset=utf-8",
+        // mime_guess spells a few in mixed case (`macroEnabled`): lower
+        // case, as the type's parsed essence always was.
+        _ if essence.starts_with("text/") => {
+            return Cow::Owned(format!("{}; charset=utf-8", essence.to_ascii_lowercase()));
+        }
+        _ if essence.bytes().any(|b| b.is_ascii_uppercase()) => {
+            return Cow::Owned(essence.to_ascii_lowercase());
+        }
+        _ => essence,
+    };
+    Cow::Borrowed(with_charset)
 }
 
 /// A regular file: 304, 206, 416 or 200, in that order of precedence.
@@ -368,10 +396,7 @@ fn serve_file(req: &Request, name: &[u8], file: File, st: &FileStat) -> Response
     let size = u64::try_from(st.st_size).unwrap_or(0);
     let v = Validators::of(st);
     if not_modified(&req.if_none_match, &req.if_modified_since, &v) {
-        return Response::new(304, Body::Empty)
-            .header("ETag", v.etag)
-            .header("Last-Modified", v.last_modified)
-            .header("Cache-Control", "no-cache");
+        return file_not_modified(v.etag, v.last_modified);
     }
     let range = if req.range.is_empty() || !if_range_allows(&req.if_range, &v) {
         ByteRange::Ignore
@@ -385,18 +410,39 @@ fn serve_file(req: &Request, name: &[u8], file: File, st: &FileStat) -> Response
             return Response::error(416).header("Content-Range", format!("bytes */{size}"));
         }
     };
-    let mut resp = Response::new(status, Body::File { file, offset, len })
-        .header("Content-Type", content_type(name))
-        .header("Last-Modified", v.last_modified)
-        .header("ETag", v.etag)
-        .header("Accept-Ranges", "bytes")
-        .header("Cache-Control", "no-cache")
-        .header("X-Content-Type-Options", "nosniff");
+    let body = Body::File { file, offset, len };
+    let resp = file_answer(status, body, content_type(name), v.etag, v.last_modified);
     if status == 206 {
         let last = offset + len - 1;
-        resp = resp.header("Content-Range", format!("bytes {offset}-{last}/{size}"));
+        return resp.header("Content-Range", format!("bytes {offset}-{last}/{size}"));
     }
     resp
+}
+
+/// A file's 304 (one place, so a cached answer can't drift from it).
+fn file_not_modified(etag: String, last_modified: String) -> Response {
+    Response::new(304, Body::Empty)
+        .header("ETag", etag)
+        .header("Last-Modified", last_modified)
+        .header("Cache-Control", "no-cache")
+}
+
+/// A file's 200 or 206, but its `Content-Range` (one place, so a cached
+/// answer can't drift from it).
+fn file_answer(
+    status: u16,
+    body: Body,
+    content_type: Cow<'static, str>,
+    etag: String,
+    last_modified: String,
+) -> Response {
+    Response::new(status, body)
+        .header("Content-Type", content_type)
+        .header("Last-Modified", last_modified)
+        .header("ETag", etag)
+        .header("Accept-Ranges", "bytes")
+        .header("Cache-Control", "no-cache")
+        .header("X-Content-Type-Options", "nosniff")
 }
 
 #[cfg(test)]
@@ -426,9 +472,8 @@ mod tests {
         for sf in root.servers() {
             let mut resp = get(&sf, "/hello.txt");
             assert_eq!(resp.status, 200);
-            assert!(
-                matches!(resp.body, Body::File { offset: 0, len, .. } if len == HELLO.len() as u64)
-            );
+            // (A file, or its bytes from the cache once it has settled.)
+            assert_eq!(resp.body.len(), HELLO.len() as u64);
             assert_eq!(body_bytes(&mut resp), HELLO);
             assert_eq!(
                 header(&resp, "Content-Type"),
@@ -476,6 +521,12 @@ mod tests {
         );
         assert_eq!(content_type(b"x.png"), "image/png");
         assert_eq!(content_type(b"caf\xe9.txt"), "text/plain; charset=utf-8");
+        assert_eq!(
+            content_type(b"x.docm"),
+            "application/vnd.ms-word.document.macroenabled.12"
+        );
+        assert_eq!(content_type(b"x.psc1"), "application/powershell");
+        assert_eq!(content_type(b"noext"), "application/octet-stream");
     }
 
     #[test]
