@@ -2,10 +2,10 @@
 //! into. Every field is optional so that [`crate::config::load`] can tell a
 //! flag that was given (it overrides the config file) from one that was not.
 //!
-//! Values that need checking (`--workers`, `--mode`, `--listen`, `--header`) stay
-//! strings here and are validated in `config`, so a bad flag and a bad key
-//! in the file are reported the same way: `invalid --workers: …`, exit
-//! code 2. Usage errors clap catches itself (an unknown flag, a missing
+//! Values that need checking (`--workers`, `--mode`, `--listen`,
+//! `--access-log-format`, `--header`) stay strings here and are validated
+//! in `config`, so a bad flag and a bad key in the file are reported the
+//! same way: `invalid --workers: …`, exit code 2. Usage errors clap catches itself (an unknown flag, a missing
 //! value, `--threads x`) also exit with code 2.
 
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ Signals (send them to the master):
   SIGHUP            reload the config file
   SIGTTIN, SIGTTOU  add / remove a worker";
 
-/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--faults] [--hidden] [--server-name NAME]... [--spa] [--live-reload] [--cors] [--header 'Name: value']... [--open]`
+/// `forkpool [ROOT] [--config FILE] [-l ADDR] [-w N|auto] [--mode M] [--threads N] [--accept A] [--access-log-format F] [--faults] [--hidden] [--server-name NAME]... [--spa] [--live-reload] [--cors] [--header 'Name: value']... [--open]`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
 #[command(
     name = "forkpool",
@@ -59,6 +59,10 @@ pub struct Cli {
     /// Accept strategy: "shared" (one socket, whoever wakes first) or "reuseport" (a SO_REUSEPORT socket per event loop, spread by the kernel) [default: shared]
     #[arg(long, value_name = "shared|reuseport")]
     pub(crate) accept: Option<String>,
+
+    /// Access-log line shape: "forkpool" (timestamp, pid, METHOD TARGET STATUS BYTES TIMEus), "common" (NCSA Common Log Format) or "combined" (common + Referer and User-Agent); lines go to stderr [default: forkpool]
+    #[arg(long = "access-log-format", value_name = "forkpool|common|combined")]
+    pub(crate) access_log_format: Option<String>,
 
     /// Enable the fault-injection endpoints under /-/fault/ (POST only, loopback peers only)
     #[arg(long)]
@@ -125,6 +129,8 @@ mod tests {
             "3",
             "--accept",
             "reuseport",
+            "--access-log-format",
+            "combined",
             "--faults",
             "--hidden",
             "--server-name",
@@ -143,6 +149,7 @@ mod tests {
                 mode: Some("thread".into()),
                 threads: Some(3),
                 accept: Some("reuseport".into()),
+                access_log_format: Some("combined".into()),
                 faults: true,
                 hidden: true,
                 server_names: vec!["a.example".into(), "b.example".into()],
@@ -201,6 +208,7 @@ mod tests {
             "127.0.0.1:8080",
             "--faults",
             "--hidden",
+            "--access-log-format",
             "--server-name",
             "--spa",
             "--live-reload",

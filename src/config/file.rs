@@ -44,6 +44,7 @@ const TOP_KEYS: &[&str] = &[
     "max_header_bytes",
     "max_body_bytes",
     "access_log",
+    "access_log_format",
     "server_names",
     "show_hidden",
     "compress",
@@ -134,6 +135,9 @@ fn apply_top(c: &mut Config, mut top: Section) -> Result<(), ConfigError> {
     }
     if let Some(Boolean(on)) = top.take("access_log")? {
         c.access_log = on;
+    }
+    if let Some(format) = top.take("access_log_format")? {
+        c.access_log_format = format;
     }
     if let Some(ServerNames(names)) = top.take("server_names")? {
         c.server_names = names;
@@ -370,7 +374,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::config::testing::{Temp, load_args, load_text, refused};
-    use crate::config::{FaultsConfig, LabConfig, Mode};
+    use crate::config::{AccessLogFormat, FaultsConfig, LabConfig, Mode};
     use std::time::Duration;
 
     #[test]
@@ -402,6 +406,7 @@ mod tests {
             max_header_bytes = "8KiB"
             max_body_bytes = 100
             access_log = false
+            access_log_format = "Combined"
             server_names = ["Dev.Example", ".test.example"]
             show_hidden = true
             compress = false
@@ -435,6 +440,7 @@ mod tests {
         assert_eq!(c.header_timeout, Duration::from_secs(2));
         assert_eq!((c.max_header_bytes, c.max_body_bytes), (8192, 100));
         assert!(!c.access_log);
+        assert_eq!(c.access_log_format, AccessLogFormat::Combined);
         assert_eq!(c.server_names, ["dev.example", ".test.example"]);
         assert!(c.show_hidden);
         assert!(!c.compress);
@@ -539,6 +545,8 @@ mod tests {
             ("backlog = 70000\n", "backlog"),
             ("max_connections = 0\n", "max_connections"),
             ("access_log = \"yes\"\n", "access_log"),
+            ("access_log_format = \"apache\"\n", "access_log_format"),
+            ("access_log_format = true\n", "access_log_format"),
             ("[faults]\nallow_remote = 1\n", "faults.allow_remote"),
             ("[lab]\nallow_remote = \"yes\"\n", "lab.allow_remote"),
             ("[lab]\nallow_remote_work = 0\n", "lab.allow_remote_work"),

@@ -8,9 +8,10 @@
 //! 2. the TOML file given with `--config` (see `config/forkpool.toml`, which
 //!    lists every key with its default);
 //! 3. the flags: `ROOT`, `--listen`, `--workers`, `--mode`, `--threads`,
-//!    `--accept`, `--faults`, `--hidden`, `--server-name`, and the dev
-//!    server's `--spa`, `--live-reload`, `--cors`, `--header` (`--open` is the master's
-//!    business, not configuration).
+//!    `--accept`, `--access-log-format`, `--faults`, `--hidden`,
+//!    `--server-name`, and the dev server's `--spa`, `--live-reload`,
+//!    `--cors`, `--header` (`--open` is the master's business, not
+//!    configuration).
 //!
 //! [`load`] builds a [`Config`] at start-up; `reload` builds a fresh one
 //! for SIGHUP from the same file and flags. Neither touches the network or
@@ -36,8 +37,8 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 use values::{
-    auto_workers, in_range, parse_accept, parse_header_line, parse_listen, parse_mode,
-    parse_server_name, parse_workers,
+    auto_workers, in_range, parse_accept, parse_access_log_format, parse_header_line, parse_listen,
+    parse_mode, parse_server_name, parse_workers,
 };
 
 /// The architecture of every worker.
@@ -91,6 +92,29 @@ impl Accept {
     }
 }
 
+/// The shape of an access-log line (`access_log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccessLogFormat {
+    /// forkpool's own line, as it has always been: a timestamp, the level
+    /// and the pid, then `METHOD TARGET STATUS BYTES TIMEus pid=PID`.
+    Forkpool,
+    /// NCSA Common Log Format: `host ident authuser [date] "request" status bytes`.
+    Common,
+    /// Common, then `"Referer" "User-Agent"` (Apache's and nginx's `combined`).
+    Combined,
+}
+
+impl AccessLogFormat {
+    /// "forkpool", "common" or "combined", as in the config file.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            AccessLogFormat::Forkpool => "forkpool",
+            AccessLogFormat::Common => "common",
+            AccessLogFormat::Combined => "combined",
+        }
+    }
+}
+
 /// Everything the master and the workers are told, typed and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -118,6 +142,7 @@ pub struct Config {
     pub(crate) max_header_bytes: usize,
     pub(crate) max_body_bytes: u64,
     pub(crate) access_log: bool,
+    pub(crate) access_log_format: AccessLogFormat,
     /// Host names (lower case, no trailing dot) requests may carry besides
     /// IP literals and `localhost`; `.example.com` also allows its
     /// subdomains. Anything else gets 421 (DNS rebinding).
@@ -243,6 +268,7 @@ pub(crate) fn defaults() -> Config {
         max_header_bytes: 16 * 1024,
         max_body_bytes: 1024 * 1024,
         access_log: true,
+        access_log_format: AccessLogFormat::Forkpool,
         server_names: Vec::new(),
         show_hidden: false,
         compress: true,
@@ -424,6 +450,10 @@ fn apply_flags(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
     if let Some(accept) = &cli.accept {
         config.accept = parse_accept(accept).map_err(|r| ConfigError::new("--accept", r))?;
     }
+    if let Some(format) = &cli.access_log_format {
+        config.access_log_format = parse_access_log_format(format)
+            .map_err(|r| ConfigError::new("--access-log-format", r))?;
+    }
     if let Some(threads) = cli.threads {
         let threads = i64::try_from(threads).unwrap_or(i64::MAX);
         config.threads =
@@ -485,6 +515,7 @@ mod tests {
         assert_eq!(c.max_header_bytes, 16 * 1024);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.access_log);
+        assert_eq!(c.access_log_format, AccessLogFormat::Forkpool);
         assert!(c.server_names.is_empty());
         assert!(!c.show_hidden);
         assert!(c.compress);
@@ -555,6 +586,10 @@ mod tests {
             (&["--workers", "lots"][..], "--workers"),
             (&["--workers", "513"][..], "--workers"),
             (&["--mode", "fiber"][..], "--mode"),
+            (
+                &["--access-log-format", "apache"][..],
+                "--access-log-format",
+            ),
             (&["--threads", "0"][..], "--threads"),
             (&["--threads", "1025"][..], "--threads"),
             (&["--listen", "nowhere"][..], "--listen"),

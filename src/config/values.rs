@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, de};
 use toml::Value;
 
-use super::{Accept, MAX_WORKERS, Mode, WORKERS};
+use super::{Accept, AccessLogFormat, MAX_WORKERS, Mode, WORKERS};
 use crate::http::request::{is_tchar, trim_ows};
 
 // ---------------------------------------------------------------------------
@@ -177,7 +177,17 @@ impl Accept {
     }
 }
 
+impl AccessLogFormat {
+    fn from_value(v: &Value) -> Result<AccessLogFormat, String> {
+        match v {
+            Value::String(s) => parse_access_log_format(s),
+            _ => Err(expected(ACCESS_LOG_FORMATS, v)),
+        }
+    }
+}
+
 const MODES: &str = r#""process", "thread" or "thread-loops""#;
+const ACCESS_LOG_FORMATS: &str = r#""forkpool", "common" or "combined""#;
 const ACCEPTS: &str = r#""shared" or "reuseport""#;
 
 /// `Deserialize` through a `toml::Value` and the type's `from_value`, so
@@ -204,7 +214,8 @@ deserialize_from_value!(
     Directory,
     ServerNames,
     Mode,
-    Accept
+    Accept,
+    AccessLogFormat
 );
 
 /// How a value is shown back in an error: as written for scalars.
@@ -271,6 +282,31 @@ pub(super) fn parse_accept(s: &str) -> Result<Accept, String> {
         "reuseport" => Ok(Accept::Reuseport),
         _ => Err(format!("expected {ACCEPTS}, found \"{s}\"")),
     }
+}
+
+/// An access-log format name; a near miss ("combine", "comon") gets a
+/// "did you mean", as an unknown key does.
+pub(super) fn parse_access_log_format(s: &str) -> Result<AccessLogFormat, String> {
+    const ALL: [AccessLogFormat; 3] = [
+        AccessLogFormat::Forkpool,
+        AccessLogFormat::Common,
+        AccessLogFormat::Combined,
+    ];
+    let wanted = s.trim().to_ascii_lowercase();
+    if let Some(format) = ALL.into_iter().find(|f| f.name() == wanted) {
+        return Ok(format);
+    }
+    let guess = ALL
+        .into_iter()
+        .map(|f| (strsim::levenshtein(&wanted, f.name()), f.name()))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance);
+    Err(match guess {
+        Some((_, name)) => {
+            format!("expected {ACCESS_LOG_FORMATS}, found \"{s}\"; did you mean \"{name}\"?")
+        }
+        None => format!("expected {ACCESS_LOG_FORMATS}, found \"{s}\""),
+    })
 }
 
 /// A listen address: `IP:PORT` or `[IPv6]:PORT`, `localhost:PORT`
@@ -522,6 +558,27 @@ mod tests {
             load_text("listen = 9000\n").unwrap().listen,
             "127.0.0.1:9000".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn access_log_formats() {
+        for (input, want) in [
+            ("forkpool", AccessLogFormat::Forkpool),
+            ("common", AccessLogFormat::Common),
+            (" Combined ", AccessLogFormat::Combined),
+        ] {
+            assert_eq!(parse_access_log_format(input), Ok(want), "{input:?}");
+        }
+        let near = parse_access_log_format("combine").unwrap_err();
+        assert!(near.ends_with("did you mean \"combined\"?"), "{near}");
+        let far = parse_access_log_format("apache").unwrap_err();
+        assert_eq!(
+            far,
+            r#"expected "forkpool", "common" or "combined", found "apache""#
+        );
+        let err = load_text("access_log_format = \"comon\"\n").unwrap_err();
+        assert_eq!(err.key, "access_log_format");
+        assert!(err.reason.contains("did you mean \"common\"?"), "{err}");
     }
 
     #[test]

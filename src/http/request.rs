@@ -161,6 +161,14 @@ pub(crate) struct Request {
     pub(crate) cors_request_headers: String,
     /// The connection's peer, set by the connection (not parsed).
     pub(crate) peer: Option<std::net::SocketAddr>,
+    /// `Referer` and `User-Agent` as sent (the first of each), for the
+    /// combined access-log format; empty when absent, and always empty
+    /// unless `keep_referer_and_agent`.
+    pub(crate) referer: String,
+    pub(crate) user_agent: String,
+    /// Set by the connection (not parsed) when its access log shows the two
+    /// fields above: otherwise they are neither looked for nor copied.
+    pub(crate) keep_referer_and_agent: bool,
 }
 
 impl Request {
@@ -356,6 +364,8 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
     req.accept.clear();
     req.cors_request_method.clear();
     req.cors_request_headers.clear();
+    req.referer.clear();
+    req.user_agent.clear();
 
     let mut hosts = 0;
     let mut content_types = 0;
@@ -417,6 +427,10 @@ pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), Re
             set_once(&mut req.cors_request_method, value);
         } else if name.eq_ignore_ascii_case("access-control-request-headers") {
             append_list(&mut req.cors_request_headers, value);
+        } else if req.keep_referer_and_agent && name.eq_ignore_ascii_case("referer") {
+            set_once(&mut req.referer, value);
+        } else if req.keep_referer_and_agent && name.eq_ignore_ascii_case("user-agent") {
+            set_once(&mut req.user_agent, value);
         } else if underscored("content-length", name) || underscored("transfer-encoding", name) {
             // A gateway that maps names to CGI/WSGI variables reads
             // `Content_Length` as the framing field: refuse the ambiguity.
@@ -1047,6 +1061,20 @@ mod tests {
         let req = parse("GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\"\r\nIf-None-Match: \"b\"\r\nRange: bytes=0-1\r\n\r\n").unwrap();
         assert_eq!(req.if_none_match, "\"a\", \"b\"");
         assert_eq!(req.range, "bytes=0-1");
+    }
+
+    #[test]
+    fn referer_and_user_agent_are_kept_only_when_asked() {
+        let head = b"GET / HTTP/1.1\r\nHost: h\r\nReferer: http://a/\r\nUser-Agent: x \"y\"\r\nuser-agent: second\r\n\r\n";
+        let mut req = Request::default();
+        parse_head(head, 1024, &mut req).unwrap();
+        assert_eq!((req.referer.as_str(), req.user_agent.as_str()), ("", ""));
+        req.keep_referer_and_agent = true;
+        parse_head(head, 1024, &mut req).unwrap();
+        assert_eq!(req.referer, "http://a/");
+        assert_eq!(req.user_agent, "x \"y\"", "the first one");
+        parse_head(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1024, &mut req).unwrap();
+        assert_eq!((req.referer.as_str(), req.user_agent.as_str()), ("", ""));
     }
 
     #[test]

@@ -213,11 +213,17 @@ impl EventLoop {
         if let Supervision::Own(life) = &self.supervision {
             life.ready();
         }
-        loop {
-            if let Some(code) = self.turn(&mut events)? {
-                return Ok(code);
+        let ended = loop {
+            match self.turn(&mut events) {
+                Ok(None) => {}
+                Ok(Some(code)) => break Ok(code),
+                Err(err) => break Err(err),
             }
-        }
+        };
+        // However the loop ends (drained, recycled, told to exit at once),
+        // the lines it and its pool threads have buffered go out first.
+        self.ctx.flush_access_log();
+        ended
     }
 
     /// One turn: waits, then acts on what happened. `Some(code)`: the
@@ -256,6 +262,10 @@ impl EventLoop {
         if now >= self.next_sweep {
             self.sweep(now);
             self.resume_accepting(now);
+            // The access log's timer: at least every TICK, a line waiting
+            // in any serving thread's buffer (a pool thread's too, idle or
+            // not) is written out.
+            self.ctx.flush_access_log();
         }
         if self.ctx.is_draining() && self.conns.is_empty() {
             return Ok(Some(0));

@@ -23,6 +23,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::connection::ServeCtx;
 use super::event_loop::EventLoop;
 use super::{Control, Lifecycle, TICK};
 use crate::scoreboard::{Slot, set_serving_thread};
@@ -80,6 +81,8 @@ pub(crate) struct LoopGroup {
     life: Lifecycle,
     control: Arc<LoopControl>,
     loops: Vec<EventLoop>,
+    /// What the loops share; the main thread flushes its access log.
+    ctx: Arc<ServeCtx>,
     slot: &'static Slot,
     position: usize,
 }
@@ -89,6 +92,7 @@ impl LoopGroup {
         life: Lifecycle,
         control: Arc<LoopControl>,
         loops: Vec<EventLoop>,
+        ctx: Arc<ServeCtx>,
         slot: &'static Slot,
         position: usize,
     ) -> LoopGroup {
@@ -96,6 +100,7 @@ impl LoopGroup {
             life,
             control,
             loops,
+            ctx,
             slot,
             position,
         }
@@ -104,6 +109,15 @@ impl LoopGroup {
     /// Starts a thread per loop, then supervises them; returns the worker's
     /// exit code.
     pub(crate) fn run(mut self) -> io::Result<i32> {
+        let ended = self.supervise();
+        // Loops that ended flushed as they did; this catches the lines of
+        // loops still running when the worker exits without them (SIGQUIT,
+        // a drain past its deadline, a loop that died).
+        self.ctx.flush_access_log();
+        ended
+    }
+
+    fn supervise(&mut self) -> io::Result<i32> {
         let mut poll = Poll::new()?;
         let signal_fd = self.life.signals.as_raw_fd();
         poll.registry()

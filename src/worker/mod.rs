@@ -17,6 +17,7 @@
 //! terminal's Ctrl+C reaches the whole process group, and stopping is the
 //! master's call.
 
+mod access_log;
 mod connection;
 mod event_loop;
 mod loops;
@@ -193,6 +194,7 @@ fn boot<H: Handler + 'static>(
         life,
         control,
         loops,
+        ctx,
         spec.slot,
         spec.position,
     )))

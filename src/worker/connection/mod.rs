@@ -79,6 +79,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use super::access_log::AccessLog;
 use crate::changes::ChangeFeed;
 use crate::config::Config;
 use crate::http::body::BodyReader;
@@ -106,10 +107,11 @@ pub(crate) struct ServeCtx {
     header_timeout: Duration,
     /// How long a write may make no progress (`send_timeout`).
     send_timeout: Duration,
-    access_log: bool,
+    /// `None` when off (`access_log = false`, or `RUST_LOG` silences the
+    /// `access` target).
+    access_log: Option<AccessLog>,
     /// Set when the worker stops: every response then closes its connection.
     pub(crate) draining: AtomicBool,
-    pid: u32,
     /// Live reload's change feed, which event streams report; `None` when
     /// live reload is off (a stream then only pings).
     pub(crate) changes: Option<ChangeFeed>,
@@ -132,9 +134,8 @@ impl ServeCtx {
             keepalive_timeout: config.keepalive_timeout,
             header_timeout: config.header_timeout,
             send_timeout: config.send_timeout,
-            access_log: config.access_log,
+            access_log: respond::access_log(config),
             draining: AtomicBool::new(false),
-            pid: std::process::id(),
             changes,
         }
     }
@@ -230,6 +231,7 @@ impl Connection {
             // Parsing never touches `peer`: it stays for every request.
             req: Request {
                 peer,
+                keep_referer_and_agent: ctx.logs_referer_and_agent(),
                 ..Request::default()
             },
             body: None,

@@ -1,5 +1,6 @@
 //! Answering a parsed request: call the handler, hold a response that is
-//! not due yet, queue the answer, and write the access log.
+//! not due yet, queue the answer, and log it (into the serving thread's
+//! access-log buffer: see `worker::access_log`).
 //!
 //! The handler runs under its own `catch_unwind`: a panicking handler
 //! becomes a 500 and the connection carries on. Whether the connection
@@ -12,9 +13,35 @@ use std::time::Instant;
 
 use super::events::EventStream;
 use super::{Connection, ServeCtx, panic_message};
+use crate::config::Config;
 use crate::http::body::BodyReader;
 use crate::http::date::with_http_date;
 use crate::http::{Body, RequestError, Response};
+use crate::worker::access_log::{AccessLog, Entry};
+
+/// The worker's access log, if it keeps one: `access_log` is on and
+/// `RUST_LOG` lets the `access` target through (`RUST_LOG=access=off`
+/// silenced the log when each line went through `log`, and still does).
+pub(super) fn access_log(config: &Config) -> Option<AccessLog> {
+    let on = config.access_log && log::log_enabled!(target: "access", log::Level::Info);
+    on.then(|| AccessLog::new(config.access_log_format, None))
+}
+
+impl ServeCtx {
+    /// Writes out the lines every serving thread has buffered.
+    pub(crate) fn flush_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.flush();
+        }
+    }
+
+    /// Whether requests must keep `Referer` and `User-Agent` for the log.
+    pub(super) fn logs_referer_and_agent(&self) -> bool {
+        self.access_log
+            .as_ref()
+            .is_some_and(AccessLog::wants_referer_and_agent)
+    }
+}
 
 /// A response waiting for its `not_before` time.
 pub(super) struct Delayed {
@@ -29,7 +56,7 @@ impl Connection {
     pub(super) fn serve(&mut self, ctx: &ServeCtx, started: Instant) {
         let body = match BodyReader::new(self.req.body, ctx.max_body_bytes, ctx.max_header_bytes) {
             Ok(body) => body,
-            Err(err) => return self.queue_error(ctx, err),
+            Err(err) => return self.refuse(ctx, err, true),
         };
         // Test builds only: a bug in the connection code, outside the
         // handler's `catch_unwind` (see `drive`).
@@ -74,24 +101,28 @@ impl Connection {
     /// Queues a handled request's response and logs it.
     pub(super) fn finish(&mut self, ctx: &ServeCtx, done: Delayed) {
         let (status, sent) = self.queue(ctx, done.response, done.keep_alive);
-        if ctx.access_log {
-            log::info!(
-                target: "access",
-                "{} {} {} {} {}us pid={}",
-                self.req.method_token,
-                self.req.target,
+        if let Some(log) = &ctx.access_log {
+            log.log(&Entry {
+                req: &self.req,
+                parsed: true,
                 status,
-                sent,
-                done.started.elapsed().as_micros(),
-                ctx.pid
-            );
+                bytes: sent,
+                started: Some(done.started),
+            });
         }
     }
 
-    /// Queues the answer to an unreadable request and closes after it
-    /// (lingering: the client may still be sending). `self.req` must be
-    /// the request being refused, or reset if its head did not parse.
+    /// Queues the answer to a request head that could not be parsed and
+    /// closes after it (lingering: the client may still be sending).
+    /// `self.req` must be reset.
     pub(super) fn queue_error(&mut self, ctx: &ServeCtx, err: RequestError) {
+        self.refuse(ctx, err, false);
+    }
+
+    /// Queues the answer to an unreadable request and closes after it.
+    /// `parsed`: its head was parsed into `self.req` (its body is what is
+    /// refused), so the log can show its request line.
+    fn refuse(&mut self, ctx: &ServeCtx, err: RequestError, parsed: bool) {
         log::debug!("rejecting request: {err}");
         let status = err.status();
         let response = Response::text(
@@ -99,9 +130,15 @@ impl Connection {
             format!("{status} {}: {err}", crate::http::response::reason(status)),
         );
         self.unread_input = true;
-        self.queue(ctx, response, false);
-        if ctx.access_log {
-            log::info!(target: "access", "- - {status} 0 0us pid={}", ctx.pid);
+        let (status, sent) = self.queue(ctx, response, false);
+        if let Some(log) = &ctx.access_log {
+            log.log(&Entry {
+                req: &self.req,
+                parsed,
+                status,
+                bytes: sent,
+                started: None,
+            });
         }
     }
 
