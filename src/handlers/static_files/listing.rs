@@ -25,6 +25,7 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat;
 
 use super::{Kind, kind};
+use crate::http::date::civil_from_days;
 use crate::http::request::query_value;
 
 /// One row of a listing.
@@ -317,21 +318,6 @@ fn format_utc(secs: i64) -> String {
         minute_of_day / 60,
         minute_of_day % 60
     )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`), to avoid a date crate for one column.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::AccessLogFormat;
 use crate::http::Request;
+use crate::http::date::civil_from_days;
 
 /// What one line says about one answer.
 pub(crate) struct Entry<'a> {
@@ -209,21 +210,6 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
             out.push(b);
         }
     }
-}
-
-/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01, in the
-/// proleptic Gregorian calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
