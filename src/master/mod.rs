@@ -27,6 +27,7 @@ mod listen;
 mod planner;
 mod reap;
 mod reuseport;
+mod socket;
 mod spawn;
 mod stop;
 mod watch;

@@ -25,7 +25,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 
-use super::listen::bind;
+use super::socket::bind;
 
 /// `SO_ATTACH_REUSEPORT_CBPF` (Linux; `libc` exports it only for Android).
 const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;

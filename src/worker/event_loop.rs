@@ -35,8 +35,9 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -45,7 +46,6 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::connection::{Connection, DRAIN_IDLE_GRACE, Next, ServeCtx};
-use super::loops::LoopControl;
 use super::pool::{Done, Job, Pool};
 use super::{Control, Lifecycle};
 use crate::config::{Accept, Config, Mode};
@@ -62,6 +62,51 @@ const MIN_OVERFLOW_LIMIT: usize = 64;
 /// supervision check): often enough that the watchdog sees a loop running
 /// slow turns one after another turning, rarely enough to cost nothing.
 const BEAT_EVERY: Duration = Duration::from_millis(100);
+
+/// What a thread-loops worker's main thread tells its loops (see
+/// `loops`): drain, waking each through the waker it registered.
+#[derive(Default)]
+pub(crate) struct LoopControl {
+    draining: AtomicBool,
+    wakers: Mutex<Vec<Arc<Waker>>>,
+}
+
+impl LoopControl {
+    /// A loop registers the waker the main thread wakes it with.
+    pub(crate) fn add_loop(&self, waker: Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(waker);
+    }
+
+    /// A loop's turn at supervision: the worker's word. (The loop beats in
+    /// its own row between drives; exiting at once is the main thread's
+    /// business: it ends the process.)
+    pub(crate) fn check(&self) -> Control {
+        if self.draining.load(Ordering::Acquire) {
+            Control::Drain
+        } else {
+            Control::Run
+        }
+    }
+
+    /// Asks every loop to drain, once.
+    pub(super) fn drain(&self) {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let wakers = self
+            .wakers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for waker in wakers.iter() {
+            if let Err(err) = waker.wake() {
+                log::warn!("cannot wake a loop to drain: {err}");
+            }
+        }
+    }
+}
 
 /// Who tells this loop when to drain or exit.
 pub(crate) enum Supervision {

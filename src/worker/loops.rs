@@ -16,65 +16,21 @@
 //! the worker exits with code 1 and the master respawns it.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::ServeCtx;
-use super::event_loop::EventLoop;
+use super::event_loop::{EventLoop, LoopControl};
 use super::{Control, Lifecycle, TICK};
 use crate::scoreboard::{Slot, set_serving_thread};
 use std::os::fd::AsRawFd;
 
 const SIGNALS: Token = Token(0);
 const LOOP_ENDED: Token = Token(1);
-
-/// What the main thread tells the loops; see the module docs.
-#[derive(Default)]
-pub(crate) struct LoopControl {
-    draining: AtomicBool,
-    wakers: Mutex<Vec<Arc<Waker>>>,
-}
-
-impl LoopControl {
-    /// A loop registers the waker the main thread wakes it with.
-    pub(crate) fn add_loop(&self, waker: Arc<Waker>) {
-        self.wakers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(waker);
-    }
-
-    /// A loop's turn at supervision: the worker's word. (The loop beats in
-    /// its own row between drives; exiting at once is the main thread's
-    /// business: it ends the process.)
-    pub(crate) fn check(&self) -> Control {
-        if self.draining.load(Ordering::Acquire) {
-            Control::Drain
-        } else {
-            Control::Run
-        }
-    }
-
-    /// Asks every loop to drain, once.
-    fn drain(&self) {
-        if self.draining.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let wakers = self
-            .wakers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for waker in wakers.iter() {
-            if let Err(err) = waker.wake() {
-                log::warn!("cannot wake a loop to drain: {err}");
-            }
-        }
-    }
-}
 
 /// A thread-loops worker, booted: its loops, built but not yet running.
 pub(crate) struct LoopGroup {
@@ -158,7 +114,7 @@ impl LoopGroup {
             while let Ok((row, outcome)) = ended_rx.try_recv() {
                 running -= 1;
                 let why = match outcome {
-                    Ok(Ok(_)) if self.control.draining.load(Ordering::Acquire) => continue,
+                    Ok(Ok(_)) if self.control.check() == Control::Drain => continue,
                     Ok(Ok(_)) => "stopped without being asked".to_string(),
                     Ok(Err(err)) => format!("failed: {err}"),
                     Err(()) => "panicked".to_string(),

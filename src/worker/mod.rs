@@ -36,8 +36,8 @@ use crate::http::Handler;
 use crate::scoreboard::{Scoreboard, Slot, SlotState};
 use crate::signals::{SIGQUIT, SIGTERM, SignalSet};
 use connection::ServeCtx;
-use event_loop::{EventLoop, Supervision};
-use loops::{LoopControl, LoopGroup};
+use event_loop::{EventLoop, LoopControl, Supervision};
+use loops::LoopGroup;
 
 /// Exit code of a worker that could not start (gunicorn's convention).
 pub(crate) const EXIT_BOOT_FAILURE: i32 = 3;

@@ -63,7 +63,7 @@ use nix::sys::stat::FileStat;
 use nix::time::{ClockId, clock_gettime};
 
 use super::compress::{negotiates, read_whole};
-use super::live_reload::is_page;
+use super::path::is_page;
 use super::validators::{Validators, not_modified};
 use super::{StaticFiles, content_type, file_answer, file_name, file_not_modified};
 use crate::http::{Body, Request, Response};

@@ -49,7 +49,7 @@ use std::path::Path;
 
 use nix::sys::stat::{self, FileStat};
 
-use super::live_reload::is_page;
+use super::path::is_page;
 use super::validators::{Validators, not_modified};
 use super::{Kind, StaticFiles, content_type, file_name, kind, serve_file};
 use crate::http::request::weighted_list;

@@ -121,12 +121,6 @@ fn inject(html: &mut Vec<u8>, tag: &str) {
     html.splice(at..at, tag.bytes());
 }
 
-/// Whether a file of this name is a page (by its extension).
-pub(super) fn is_page(name: &[u8]) -> bool {
-    let ext = name.rsplit(|&b| b == b'.').next().unwrap_or_default();
-    name.contains(&b'.') && (ext.eq_ignore_ascii_case(b"html") || ext.eq_ignore_ascii_case(b"htm"))
-}
-
 impl StaticFiles {
     /// The change feed's generation, when live reload is on.
     pub(super) fn reload_generation(&self) -> Option<u64> {
@@ -284,16 +278,6 @@ mod tests {
         );
         assert_eq!(injected("<p>no body"), "<p>no body<T>");
         assert_eq!(injected(""), "<T>");
-    }
-
-    #[test]
-    fn pages_are_html_by_name() {
-        for page in [&b"index.html"[..], b"A.HTM", b"x.y.html"] {
-            assert!(is_page(page), "{}", String::from_utf8_lossy(page));
-        }
-        for other in [&b"html"[..], b"a.css", b"a.html.gz", b"a.xhtml", b""] {
-            assert!(!is_page(other), "{}", String::from_utf8_lossy(other));
-        }
     }
 
     #[test]

@@ -92,6 +92,12 @@ pub(crate) fn file_name(rel: &[u8]) -> &[u8] {
     rel.rsplit(|&b| b == b'/').next().unwrap_or(rel)
 }
 
+/// Whether a file of this name is a page (by its extension).
+pub(super) fn is_page(name: &[u8]) -> bool {
+    let ext = name.rsplit(|&b| b == b'.').next().unwrap_or_default();
+    name.contains(&b'.') && (ext.eq_ignore_ascii_case(b"html") || ext.eq_ignore_ascii_case(b"htm"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +228,16 @@ mod tests {
                 "{target}: {}",
                 resp.status
             );
+        }
+    }
+
+    #[test]
+    fn pages_are_html_by_name() {
+        for page in [&b"index.html"[..], b"A.HTM", b"x.y.html"] {
+            assert!(is_page(page), "{}", String::from_utf8_lossy(page));
+        }
+        for other in [&b"html"[..], b"a.css", b"a.html.gz", b"a.xhtml", b""] {
+            assert!(!is_page(other), "{}", String::from_utf8_lossy(other));
         }
     }
 }
