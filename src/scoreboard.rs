@@ -109,6 +109,8 @@ pub(crate) struct ThreadRow {
     /// keep-alive ones (parked between requests).
     pub(crate) connections: AtomicU32,
     pub(crate) idle_connections: AtomicU32,
+    /// Of those, the event streams (live reload): capped per loop.
+    pub(crate) streams: AtomicU32,
 }
 
 impl ThreadRow {
@@ -126,6 +128,7 @@ impl ThreadRow {
         self.bytes_sent.store(0, Ordering::Relaxed);
         self.connections.store(0, Ordering::Relaxed);
         self.idle_connections.store(0, Ordering::Relaxed);
+        self.streams.store(0, Ordering::Relaxed);
     }
 }
 

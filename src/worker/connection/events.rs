@@ -14,8 +14,15 @@
 //! that vanished without a word is found out by a failed write, not kept
 //! forever. A draining worker closes its streams (its clients reconnect
 //! to another worker, and are told only what they have not seen).
+//!
+//! A stream never times out, so a loop holds at most [`MOST_STREAMS`] of
+//! them: without a cap, a peer that may fetch the files (any peer, when the
+//! server listens on a public address) could fill every connection slot
+//! with streams. Past it, a request for one gets 503 with `Retry-After`
+//! (the page's script tries again a second later).
 
 use std::io::{self, Read};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Connection, Next, ServeCtx};
@@ -23,6 +30,9 @@ use crate::changes::write_event;
 
 /// How long a stream may go without a byte: then it gets a comment line.
 pub(super) const PING_EVERY: Duration = Duration::from_secs(30);
+/// Event streams one loop holds at most (a quarter of the default
+/// `max_connections`: a developer's tabs need a handful).
+pub(super) const MOST_STREAMS: u32 = 256;
 /// Reads of discarded input per drive (each of a read buffer's size): a
 /// client that floods its stream can't hold the loop.
 const DISCARD_READS: usize = 4;
@@ -51,6 +61,18 @@ impl EventStream {
 }
 
 impl Connection {
+    /// Takes one of the loop's [`MOST_STREAMS`] places for this connection
+    /// (its accepting loop's count, wherever it is driven); false when
+    /// they are taken. Given back when the connection is dropped.
+    pub(super) fn reserve_stream(&self) -> bool {
+        self.counters
+            .streams
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MOST_STREAMS).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// Whether it is an event stream (driven on the loop's thread).
     pub(crate) fn is_streaming(&self) -> bool {
         self.events.is_some()
@@ -100,5 +122,48 @@ impl Connection {
         // More input than a drive discards: read on at the next turn
         // (edge-triggered, it would raise no new event).
         Next::Yield
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Body, Handler, Request, Response};
+    use crate::worker::connection::tests::{accepted, exchange};
+
+    /// Answers every request with an event stream.
+    struct Streams;
+
+    impl Handler for Streams {
+        fn handle(&self, _req: &Request) -> Response {
+            Response::new(200, Body::Events { since: 0 })
+        }
+    }
+
+    const ASK: &[u8] = b"GET /-/livereload HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[test]
+    fn a_loop_holds_at_most_its_share_of_streams() {
+        let (conn, ctx, client) = accepted(Streams);
+        let row = ctx.slot.own_row();
+        row.streams.store(MOST_STREAMS, Ordering::Relaxed);
+        let (_, answer) = exchange(conn, &ctx, client, ASK);
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        assert!(answer.contains("\r\nRetry-After: 1\r\n"), "{answer}");
+        assert_eq!(row.streams.load(Ordering::Relaxed), MOST_STREAMS);
+        // With a place free, the stream opens, and gives it back when it
+        // ends.
+        let (mut conn, ctx, mut client) = accepted(Streams);
+        let row = ctx.slot.own_row();
+        row.streams.store(MOST_STREAMS - 1, Ordering::Relaxed);
+        std::io::Write::write_all(&mut client, ASK).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while conn.drive(&ctx) != Next::Events {
+            assert!(Instant::now() < deadline, "never became a stream");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(row.streams.load(Ordering::Relaxed), MOST_STREAMS);
+        drop(conn);
+        assert_eq!(row.streams.load(Ordering::Relaxed), MOST_STREAMS - 1);
     }
 }

@@ -564,6 +564,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        if self.is_streaming() {
+            self.counters.streams.fetch_sub(1, Ordering::Relaxed);
+        }
         self.count_idle(false);
         self.counters.connections.fetch_sub(1, Ordering::Relaxed);
     }

@@ -145,6 +145,14 @@ impl Connection {
     /// Serialises `response` into the write queue. Returns the status and
     /// the body bytes that will be sent.
     fn queue(&mut self, ctx: &ServeCtx, response: Response, keep_alive: bool) -> (u16, u64) {
+        // A stream takes one of the loop's places, or isn't one (a HEAD
+        // streams nothing; a loop full of streams answers 503).
+        let response = match response.body {
+            Body::Events { .. } if !self.req.is_head() && !self.reserve_stream() => {
+                Response::error(503).header("Retry-After", "1").uncounted()
+            }
+            _ => response,
+        };
         let status = response.status;
         let counted = response.counted;
         let out = self.output.buffer();
