@@ -162,7 +162,7 @@ pub(crate) struct EventLoop {
     /// already queued there.
     own_listener: bool,
     poll: Poll,
-    /// Usually one; `localhost` is two (127.0.0.1 and [::1]), all under
+    /// Usually one; `localhost` is two (127.0.0.1 and `[::1]`), all under
     /// the one LISTENER token: an event on it drains each in turn.
     listeners: Vec<TcpListener>,
     scheduler: Scheduler,

@@ -53,7 +53,7 @@ pub(crate) struct WorkerSpec<'a> {
     pub(crate) position: usize,
     pub(crate) config: &'a Config,
     /// The sockets to accept from: shared by every loop (one, or two for
-    /// `localhost`: 127.0.0.1 and [::1]), or (with `accept = "reuseport"`)
+    /// `localhost`: 127.0.0.1 and `[::1]`), or (with `accept = "reuseport"`)
     /// one per loop of this worker, in loop order.
     pub(crate) listeners: Vec<&'a StdListener>,
     pub(crate) scoreboard: Scoreboard,

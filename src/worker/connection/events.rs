@@ -3,7 +3,7 @@
 //!
 //! The response head goes out like any other; then the connection stays
 //! open, serves no further request, and tells its client of every change
-//! the worker's [`ChangeFeed`] publishes, one Server-Sent Event each. It is
+//! the worker's [`ChangeFeed`](crate::changes::ChangeFeed) publishes, one Server-Sent Event each. It is
 //! a long-lived idle connection, so it never waits on a pool thread: the
 //! event loop drives it on its own thread, in every mode ([`Next::Events`]),
 //! when the feed wakes the loop, when its ping is due, or when the client
