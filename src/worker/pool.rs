@@ -149,7 +149,7 @@ impl Pool {
         let wanted = {
             let mut jobs = self.shared.lock();
             let unclaimed = jobs.queue.len().saturating_sub(jobs.waking);
-            let sleeping = jobs.idle - jobs.waking;
+            let sleeping = jobs.idle.saturating_sub(jobs.waking);
             let wanted = unclaimed.min(sleeping);
             jobs.waking += wanted;
             wanted
