@@ -24,7 +24,6 @@ mod work;
 
 use std::io;
 
-use crate::changes::generation_in;
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
 use crate::scoreboard::Scoreboard;
@@ -48,7 +47,6 @@ pub(crate) struct Router {
     access: Access,
     board: Scoreboard,
     config: ConfigView,
-    live_reload: bool,
 }
 
 impl Router {
@@ -72,7 +70,6 @@ impl Router {
             access: Access::new(config),
             board,
             config: ConfigView::new(config),
-            live_reload: config.live_reload,
         })
     }
 }
@@ -129,22 +126,18 @@ impl Router {
         let found = match area {
             Area::Views if name.is_empty() => observe::handle(section, &self.board, &self.config),
             Area::Work => work::handle(name, req, &self.who, &self.cache),
-            Area::LiveReload if self.live_reload && name.is_empty() => {
-                self.live_reload(section, req)
-            }
+            Area::LiveReload if name.is_empty() => self.live_reload(section, req),
             _ => None,
         };
         found.unwrap_or_else(|| Response::error(404))
     }
 
-    /// Live reload's script or event stream.
+    /// Live reload's script or event stream; `None` (404) when it is off.
     fn live_reload(&self, section: &str, req: &Request) -> Option<Response> {
+        let generation = self.files.reload_generation()?;
         match section {
             live_reload::SCRIPT_NAME => Some(live_reload::script()),
-            live_reload::STREAM_NAME => Some(live_reload::stream(
-                req,
-                generation_in(&self.board.header().changes),
-            )),
+            live_reload::STREAM_NAME => Some(live_reload::stream(req, generation)),
             _ => None,
         }
     }
@@ -378,6 +371,47 @@ mod tests {
         assert_eq!(plain.status, 204);
         assert_eq!(header(&plain, "Allow"), Some("GET, HEAD, OPTIONS"));
         assert!(header(&plain, "Access-Control-Allow-Origin").is_none());
+    }
+
+    #[test]
+    fn live_reload_answers_every_peer_the_files_answer_and_only_when_on() {
+        let root = TempRoot::new();
+        let on = router(&root, |c| c.live_reload = true);
+        for peer in [LOCAL, REMOTE] {
+            assert_eq!(get(&on, peer, "/-/livereload.js"), 200, "{peer}");
+            let stream = ask(
+                &on,
+                peer,
+                "GET /-/livereload?since=0 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+            );
+            assert!(matches!(
+                stream.body,
+                crate::http::Body::Events { since: 0 }
+            ));
+            // No CORS: another site's page can't read the stream.
+            assert!(header(&stream, "Access-Control-Allow-Origin").is_none());
+            assert_eq!(get(&on, peer, "/-/livereload/x"), 404, "{peer}");
+        }
+        // The Host check comes first, as for everything (DNS rebinding).
+        let head = "GET /-/livereload.js HTTP/1.1\r\nHost: attacker.example\r\n\r\n";
+        assert_eq!(ask(&on, LOCAL, head).status, 421);
+        // With --cors on, still no CORS under /-/.
+        let cors = router(&root, |c| {
+            c.live_reload = true;
+            c.cors = true;
+        });
+        let script = ask(
+            &cors,
+            REMOTE,
+            "GET /-/livereload.js HTTP/1.1\r\nHost: localhost\r\nOrigin: http://a.example\r\n\r\n",
+        );
+        assert!(header(&script, "Access-Control-Allow-Origin").is_none());
+        // Off: nothing there, for anyone.
+        let off = router(&root, |_| {});
+        for peer in [LOCAL, REMOTE] {
+            assert_eq!(get(&off, peer, "/-/livereload.js"), 404, "{peer}");
+            assert_eq!(get(&off, peer, "/-/livereload"), 404, "{peer}");
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn inject(html: &mut Vec<u8>, tag: &str) {
 
 impl StaticFiles {
     /// The change feed's generation, when live reload is on.
-    pub(super) fn reload_generation(&self) -> Option<u64> {
+    pub(crate) fn reload_generation(&self) -> Option<u64> {
         self.live_reload.map(crate::changes::generation_in)
     }
 
