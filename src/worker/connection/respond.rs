@@ -145,29 +145,27 @@ impl Connection {
     /// Serialises `response` into the write queue. Returns the status and
     /// the body bytes that will be sent.
     fn queue(&mut self, ctx: &ServeCtx, response: Response, keep_alive: bool) -> (u16, u64) {
-        // A stream takes one of the loop's places, or isn't one (a HEAD
-        // streams nothing; a loop full of streams answers 503).
-        let response = match response.body {
-            Body::Events { .. } if !self.req.is_head() && !self.reserve_stream() => {
-                Response::error(503).header("Retry-After", "1").uncounted()
+        // An event stream (see `events`) takes one of the loop's places: a
+        // loop full of streams answers 503. A HEAD streams nothing.
+        let mut response = response;
+        let mut stream = None;
+        if let Body::Events { since } = response.body
+            && !self.req.is_head()
+        {
+            match self.reserve_stream() {
+                true => stream = Some(since),
+                false => response = Response::error(503).header("Retry-After", "1").uncounted(),
             }
-            _ => response,
-        };
+        }
         let status = response.status;
         let counted = response.counted;
         let out = self.output.buffer();
         with_http_date(|date| response.write_head(out, date, self.req.http10, keep_alive));
         let send_body = !self.req.is_head() && !Response::status_has_no_body(status);
         let len = if send_body { response.body.len() } else { 0 };
-        // An event stream: the connection becomes one (see `events`),
-        // unless there is no body to stream (HEAD): then it closes, as
-        // its head says.
-        let endless = matches!(response.body, Body::Events { .. });
-        let stream = match response.body {
-            Body::Events { since } if send_body => Some(since),
-            _ => None,
-        };
-        if (!keep_alive || endless) && stream.is_none() {
+        // A stream's head says `Connection: close`: the HEAD of one closes.
+        let streamless_events = matches!(response.body, Body::Events { .. }) && stream.is_none();
+        if !keep_alive && stream.is_none() || streamless_events {
             self.close_after_write = true;
         }
         if let Some(since) = stream {
