@@ -73,8 +73,9 @@ fn bad_config_exits_2_naming_the_key() {
     }
 }
 
-#[test]
-fn the_shipped_config_file_starts_the_server() {
+// The shipped file says `mode = "process"`; the flag (which wins) runs its
+// keys under every architecture.
+every_mode!(the_shipped_config_file_starts_the_server, |mode| {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/forkpool.toml");
     let root = TempDir::new();
     write_fixtures(root.path());
@@ -86,10 +87,12 @@ fn the_shipped_config_file_starts_the_server() {
         "127.0.0.1:0".into(),
         "--workers".into(),
         "1".into(),
+        "--mode".into(),
+        mode.into(),
     ];
     let server = Server::start_with(root, &args);
     assert_eq!(server.get("/hello.txt").status, 200);
-}
+});
 
 #[test]
 fn port_in_use_is_a_clear_error() {
