@@ -363,13 +363,13 @@ impl StaticFiles {
         if bytes.len() as u64 != size {
             return None; // shrunk since: its next stat differs anyway
         }
-        let name = file_name(rel);
+        let mime = content_type(file_name(rel));
         let entry = Arc::new(Entry {
             identity,
             bytes: bytes.into(),
-            content_type: content_type(name),
+            vary: self.compressed_on_the_fly(&mime, size),
+            content_type: mime,
             validators: Validators::of(st),
-            vary: self.compressed_on_the_fly(name, size),
         });
         self.cache.insert(rel, Arc::clone(&entry));
         Some(entry)

@@ -34,18 +34,17 @@
 //! cache what it compressed (a dev server shows the file as it is now:
 //! each request compresses again), or serve a sibling without its
 //! original. Costs: a request without `Accept-Encoding` (wrk's), or for
-//! a file of 1 KiB or less, takes the plain path with no lookup and no
-//! allocation; one with it costs one `openat2` per accepted coding until a
+//! a file of 1 KiB or less, takes the plain path with no sibling looked
+//! up (its type is looked up once, for its header and for `Vary`); one
+//! with it costs one `openat2` per accepted coding until a
 //! sibling is found (three failed ones, about 3 µs, for a browser asking
 //! for a file without siblings), and compressing 100 KiB of JavaScript
 //! costs about 0.3 ms (zstd), 0.5 ms (gzip) or 1.3 ms (brotli) of CPU.
 
-use std::ffi::OsStr;
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use nix::sys::stat::{self, FileStat};
 
@@ -176,14 +175,13 @@ impl Accepted {
     }
 }
 
-/// Whether the type of a file named `name` is worth compressing: text,
-/// JavaScript, JSON, XML and their `+json`/`+xml` kin (SVG among them).
-/// Not images, audio, video, fonts or archives (compressed already), nor
-/// WebAssembly (binary, and often many MiB in a debug build).
-fn compressible(name: &[u8]) -> bool {
-    let Some(mime) = mime_guess::from_path(Path::new(OsStr::from_bytes(name))).first_raw() else {
-        return false;
-    };
+/// Whether a file of this `Content-Type` (as [`content_type`] gives it:
+/// looked up once per request) is worth compressing: text, JavaScript,
+/// JSON, XML and their `+json`/`+xml` kin (SVG among them). Not images,
+/// audio, video, fonts or archives (compressed already), nor WebAssembly
+/// (binary, and often many MiB in a debug build).
+fn compressible(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or_default();
     mime.starts_with("text/")
         || matches!(
             mime,
@@ -247,7 +245,7 @@ impl StaticFiles {
                 .next(),
             false => None,
         };
-        encoded(req, name, coding, v, || {
+        encoded(req, name, content_type(name), coding, v, || {
             let page = make()?;
             Ok(Body::Bytes(match coding {
                 Some(coding) => compress(coding, &page)?,
@@ -274,12 +272,13 @@ impl StaticFiles {
         {
             return page;
         }
-        let on_the_fly = self.compressed_on_the_fly(name, size);
+        // The type, once: the answer's header, and whether it compresses.
+        let mime = content_type(name);
+        let on_the_fly = self.compressed_on_the_fly(&mime, size);
         // No Accept-Encoding (wrk, curl), a range, or a file too small to
-        // gain anything: the plain path, with nothing looked up and nothing
-        // allocated.
+        // gain anything: the plain path, with no sibling looked up.
         if !negotiates(req, size) || !req.range.is_empty() {
-            return identity(req, name, file, st, on_the_fly);
+            return identity(req, mime, file, st, on_the_fly);
         }
         let accepted = Accepted::parse(&req.accept_encoding);
         let mut sibling_seen = false;
@@ -306,26 +305,27 @@ impl StaticFiles {
                 offset: 0,
                 len: file_size(&sibling),
             };
-            return encoded(req, name, Some(coding), Validators::of(&sibling), || {
+            return encoded(req, name, mime, Some(coding), Validators::of(&sibling), || {
                 Ok(body)
             });
         }
         if on_the_fly && let Some(coding) = accepted.ranked(ON_THE_FLY_ORDER).next() {
-            return encoded(req, name, Some(coding), Validators::of(st), || {
+            return encoded(req, name, mime, Some(coding), Validators::of(st), || {
                 let data = read_whole(&file, size)?;
                 Ok(Body::Bytes(compress(coding, &data)?))
             });
         }
-        identity(req, name, file, st, on_the_fly || sibling_seen)
+        identity(req, mime, file, st, on_the_fly || sibling_seen)
     }
 }
 
 impl StaticFiles {
     /// Whether a file of this name and size is compressed on the fly for a
     /// client that accepts it: its plain answer then says `Vary`.
-    pub(super) fn compressed_on_the_fly(&self, name: &[u8], size: u64) -> bool {
-        // The size first: it rules out most files without a type lookup.
-        self.compress && size > MIN_SIZE && size <= MAX_SIZE && compressible(name)
+    /// Whether a file of `content_type` and `size` is compressed on the
+    /// fly for a client that accepts it.
+    pub(super) fn compressed_on_the_fly(&self, content_type: &str, size: u64) -> bool {
+        self.compress && size > MIN_SIZE && size <= MAX_SIZE && compressible(content_type)
     }
 }
 
@@ -357,9 +357,16 @@ fn file_size(st: &FileStat) -> u64 {
     u64::try_from(st.st_size).unwrap_or(0)
 }
 
-/// The plain file; `vary` when another client could get it encoded.
-fn identity(req: &Request, name: &[u8], file: File, st: &FileStat, vary: bool) -> Response {
-    let resp = serve_file(req, name, file, st);
+/// The plain file, of type `mime`; `vary` when another client could get
+/// it encoded.
+fn identity(
+    req: &Request,
+    mime: Cow<'static, str>,
+    file: File,
+    st: &FileStat,
+    vary: bool,
+) -> Response {
+    let resp = serve_file(req, mime, file, st);
     if vary && matches!(resp.status, 200 | 206 | 304) {
         resp.header("Vary", "Accept-Encoding")
     } else {
@@ -375,6 +382,7 @@ fn identity(req: &Request, name: &[u8], file: File, st: &FileStat, vary: bool) -
 fn encoded(
     req: &Request,
     name: &[u8],
+    mime: Cow<'static, str>,
     coding: Option<Coding>,
     mut v: Validators,
     body: impl FnOnce() -> io::Result<Body>,
@@ -406,7 +414,7 @@ fn encoded(
     };
     // No Accept-Ranges: a range always gets the identity file, so these
     // bytes can't be asked for in parts.
-    let mut resp = Response::new(200, body).header("Content-Type", content_type(name));
+    let mut resp = Response::new(200, body).header("Content-Type", mime);
     if let Some(coding) = coding {
         resp = resp.header("Content-Encoding", coding.token());
     }
@@ -527,13 +535,13 @@ mod tests {
             "a.html", "a.css", "a.js", "a.mjs", "a.json", "a.svg", "a.xml", "a.txt", "a.csv",
             "a.md", "A.JS",
         ] {
-            assert!(compressible(name.as_bytes()), "{name}");
+            assert!(compressible(&content_type(name.as_bytes())), "{name}");
         }
         for name in [
             "a.png", "a.jpg", "a.woff2", "a.gz", "a.br", "a.zip", "a.wasm", "a.mp4", "a.bin",
             "noext", "a.pdf",
         ] {
-            assert!(!compressible(name.as_bytes()), "{name}");
+            assert!(!compressible(&content_type(name.as_bytes())), "{name}");
         }
     }
 

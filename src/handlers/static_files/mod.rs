@@ -392,7 +392,7 @@ fn content_type(name: &[u8]) -> Cow<'static, str> {
 }
 
 /// A regular file: 304, 206, 416 or 200, in that order of precedence.
-fn serve_file(req: &Request, name: &[u8], file: File, st: &FileStat) -> Response {
+fn serve_file(req: &Request, mime: Cow<'static, str>, file: File, st: &FileStat) -> Response {
     let size = u64::try_from(st.st_size).unwrap_or(0);
     let v = Validators::of(st);
     if not_modified(&req.if_none_match, &req.if_modified_since, &v) {
@@ -411,7 +411,7 @@ fn serve_file(req: &Request, name: &[u8], file: File, st: &FileStat) -> Response
         }
     };
     let body = Body::File { file, offset, len };
-    let resp = file_answer(status, body, content_type(name), v.etag, v.last_modified);
+    let resp = file_answer(status, body, mime, v.etag, v.last_modified);
     if status == 206 {
         let last = offset + len - 1;
         return resp.header("Content-Range", format!("bytes {offset}-{last}/{size}"));
