@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The value of the `Server` header on every response.
@@ -44,6 +45,9 @@ pub(crate) enum Body {
     Empty,
     Static(&'static [u8]),
     Bytes(Vec<u8>),
+    /// Bytes shared with a cache: handing them over is a reference count,
+    /// not a copy.
+    Shared(Arc<[u8]>),
     /// `len` bytes of `file` starting at `offset`, streamed by the connection
     /// (read into the write buffer when small, `sendfile` when large).
     File {
@@ -66,6 +70,7 @@ impl Body {
             Body::Empty => 0,
             Body::Static(b) => b.len() as u64,
             Body::Bytes(b) => b.len() as u64,
+            Body::Shared(b) => b.len() as u64,
             Body::File { len, .. } => *len,
             Body::Events { .. } => 0,
         }

@@ -131,7 +131,7 @@ impl Identity {
 /// A cached file: everything its plain answer needs.
 pub(super) struct Entry {
     pub(super) identity: Identity,
-    pub(super) bytes: Box<[u8]>,
+    pub(super) bytes: Arc<[u8]>,
     pub(super) content_type: std::borrow::Cow<'static, str>,
     pub(super) validators: Validators,
     /// The answer says `Vary: Accept-Encoding` (another client could get
@@ -377,13 +377,15 @@ impl StaticFiles {
 }
 
 /// What `serve_file` answers for the whole file (a 304 or a 200), made
-/// from the entry: clones of its strings and bytes, nothing formatted.
+/// from the entry: its bytes shared, clones of its strings, nothing
+/// formatted.
 fn answer(req: &Request, entry: &Entry) -> Response {
     let v = &entry.validators;
     let resp = if not_modified(&req.if_none_match, &req.if_modified_since, v) {
         file_not_modified(v.etag.clone(), v.last_modified.clone())
     } else {
-        let body = Body::Bytes(entry.bytes.to_vec());
+        // Shared, not copied: the write queue copies it once, into its buffer.
+        let body = Body::Shared(Arc::clone(&entry.bytes));
         let content_type = entry.content_type.clone();
         file_answer(
             200,
@@ -436,10 +438,10 @@ mod tests {
         }
     }
 
-    /// Whether a 200 came from the cache (its body is in memory; the
-    /// normal path hands the connection the file).
+    /// Whether a 200 came from the cache (its body is the entry's bytes,
+    /// shared; the normal path hands the connection the file).
     fn from_cache(resp: &Response) -> bool {
-        resp.status == 200 && matches!(resp.body, Body::Bytes(_))
+        resp.status == 200 && matches!(resp.body, Body::Shared(_))
     }
 
     /// `GET target` twice: a fill, then a hit, both answered from the cache.

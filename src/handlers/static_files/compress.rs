@@ -50,7 +50,7 @@ use nix::sys::stat::{self, FileStat};
 
 use super::path::is_page;
 use super::validators::{Validators, not_modified};
-use super::{Kind, StaticFiles, content_type, file_name, kind, serve_file};
+use super::{Kind, StaticFiles, content_type, file_name, file_size, kind, serve_file};
 use crate::http::request::weighted_list;
 use crate::http::{Body, Request, Response};
 
@@ -305,9 +305,14 @@ impl StaticFiles {
                 offset: 0,
                 len: file_size(&sibling),
             };
-            return encoded(req, name, mime, Some(coding), Validators::of(&sibling), || {
-                Ok(body)
-            });
+            return encoded(
+                req,
+                name,
+                mime,
+                Some(coding),
+                Validators::of(&sibling),
+                || Ok(body),
+            );
         }
         if on_the_fly && let Some(coding) = accepted.ranked(ON_THE_FLY_ORDER).next() {
             return encoded(req, name, mime, Some(coding), Validators::of(st), || {
@@ -351,10 +356,6 @@ pub(super) fn read_whole(file: &File, size: u64) -> io::Result<Vec<u8>> {
     }
     data.truncate(filled);
     Ok(data)
-}
-
-fn file_size(st: &FileStat) -> u64 {
-    u64::try_from(st.st_size).unwrap_or(0)
 }
 
 /// The plain file, of type `mime`; `vary` when another client could get

@@ -56,7 +56,7 @@ pub(crate) fn read_entries(dir_fd: OwnedFd) -> nix::Result<Vec<Entry>> {
             let st = stat::fstatat(&dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
             Some(Entry {
                 is_dir: kind(&st) == Kind::Dir,
-                size: u64::try_from(st.st_size).unwrap_or(0),
+                size: super::file_size(&st),
                 mtime: st.st_mtime,
                 name: name.into_bytes(),
             })

@@ -20,12 +20,12 @@
 //! over [`MOST_HTML`] go out as they are, without the tag.
 
 use std::fs::File;
-use std::io;
 
 use nix::sys::stat::FileStat;
 
-use super::StaticFiles;
+use super::compress::read_whole;
 use super::validators::Validators;
+use super::{StaticFiles, file_size};
 use crate::http::{Body, Request, Response};
 
 /// Where the script is served.
@@ -138,7 +138,7 @@ impl StaticFiles {
         st: &FileStat,
         generation: u64,
     ) -> Option<Response> {
-        let size = u64::try_from(st.st_size).unwrap_or(0);
+        let size = file_size(st);
         if size > MOST_HTML {
             return None;
         }
@@ -146,25 +146,32 @@ impl StaticFiles {
         let v = Validators::of(st).remade(&format!("lr{generation}"));
         let len = size + tag.len() as u64;
         Some(self.serve_made(req, name, v, len, || {
-            let mut html = super::compress::read_whole(file, size)?;
+            let mut html = read_whole(file, size)?;
             inject(&mut html, &tag);
             Ok(html)
         }))
     }
 
-    /// A page made in memory (`404.html`, a listing) with the tag, when
-    /// live reload is on.
+    /// A listing with the tag, when live reload is on.
     pub(super) fn tag_page(&self, html: &mut Vec<u8>) {
         if let Some(generation) = self.reload_generation() {
             inject(html, &tag(generation));
         }
     }
-}
 
-/// Reads the whole of `file` (for a page made in memory); a size from
-/// `st` the file no longer has is what it has now.
-pub(super) fn read_page(file: &File, st: &FileStat) -> io::Result<Vec<u8>> {
-    super::compress::read_whole(file, u64::try_from(st.st_size).unwrap_or(0))
+    /// A page file read whole with the tag (`404.html`), when live reload
+    /// is on and the page is at most [`MOST_HTML`]; `None`: send the file
+    /// as it is.
+    pub(super) fn page_with_tag(&self, file: &File, st: &FileStat) -> Option<Vec<u8>> {
+        let generation = self.reload_generation()?;
+        let size = file_size(st);
+        if size > MOST_HTML {
+            return None;
+        }
+        let mut page = read_whole(file, size).ok()?;
+        inject(&mut page, &tag(generation));
+        Some(page)
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +230,25 @@ mod tests {
             assert_eq!(body_text(&mut page), "<body>hi</body>");
             assert!(!header(&page, "ETag").unwrap().contains("-lr"));
             assert!(header(&page, "Last-Modified").is_some());
+        }
+    }
+
+    #[test]
+    fn a_page_over_the_bound_goes_out_untagged() {
+        let root = TempRoot::new();
+        let huge = vec![b'x'; MOST_HTML as usize + 1];
+        std::fs::write(root.path.join("404.html"), &huge).unwrap();
+        std::fs::write(root.path.join("huge.html"), &huge).unwrap();
+        for sf in root.servers() {
+            let sf = sf.live_reload(Some(word(3)));
+            for (target, status) in [("/nope", 404), ("/huge.html", 200)] {
+                let resp = get(&sf, target);
+                assert_eq!(resp.status, status, "{target}");
+                assert!(
+                    matches!(resp.body, Body::File { len, .. } if len == MOST_HTML + 1),
+                    "{target}: streamed as it is, not read whole"
+                );
+            }
         }
     }
 

@@ -200,13 +200,11 @@ impl StaticFiles {
     fn missing(&self, req: &Request, rel: &[u8]) -> Response {
         if self.spa
             && wants_a_page(req, rel)
-            && let Ok(fd) = self.root.open_beneath(b"index.html")
-            && let Ok(st) = stat::fstat(&fd)
-            && kind(&st) == Kind::File
+            && let Some((file, st)) = self.open_file(b"index.html")
         {
             // Same path, another answer for another Accept.
             return self
-                .serve_negotiated(req, b"index.html", File::from(fd), &st)
+                .serve_negotiated(req, b"index.html", file, &st)
                 .header("Vary", "Accept");
         }
         self.not_found()
@@ -216,27 +214,14 @@ impl StaticFiles {
     /// regular file, beneath the root like any other; with live reload's
     /// tag when that is on), else the plain one.
     fn not_found(&self) -> Response {
-        if let Ok(fd) = self.root.open_beneath(b"404.html")
-            && let Ok(st) = stat::fstat(&fd)
-            && kind(&st) == Kind::File
-        {
-            let file = File::from(fd);
-            let body = match self.reload_generation() {
-                Some(_) => match live_reload::read_page(&file, &st) {
-                    Ok(mut page) => {
-                        self.tag_page(&mut page);
-                        Body::Bytes(page)
-                    }
-                    Err(_) => return Response::error(404),
+        if let Some((file, st)) = self.open_file(b"404.html") {
+            let body = match self.page_with_tag(&file, &st) {
+                Some(page) => Body::Bytes(page),
+                None => Body::File {
+                    file,
+                    offset: 0,
+                    len: file_size(&st),
                 },
-                None => {
-                    let len = u64::try_from(st.st_size).unwrap_or(0);
-                    Body::File {
-                        file,
-                        offset: 0,
-                        len,
-                    }
-                }
             };
             return Response::new(404, body)
                 .header("Content-Type", "text/html; charset=utf-8")
@@ -244,6 +229,14 @@ impl StaticFiles {
                 .header("X-Content-Type-Options", "nosniff");
         }
         Response::error(404)
+    }
+
+    /// The regular file at `rel` beneath the root, if there is one (the
+    /// index, the SPA's page, `404.html`: anything else is not theirs).
+    fn open_file(&self, rel: &[u8]) -> Option<(File, FileStat)> {
+        let fd = self.root.open_beneath(rel).ok()?;
+        let st = stat::fstat(&fd).ok()?;
+        (kind(&st) == Kind::File).then(|| (File::from(fd), st))
     }
 
     /// The answer when a path can't be opened. Only the unexpected is
@@ -274,11 +267,8 @@ impl StaticFiles {
         // Opened beneath the ROOT, not the directory fd, so the index can't
         // be a symlink out either.
         let index = child(rel, b"index.html");
-        if let Ok(fd) = self.root.open_beneath(&index)
-            && let Ok(st) = stat::fstat(&fd)
-            && kind(&st) == Kind::File
-        {
-            return self.serve_negotiated(req, &index, File::from(fd), &st);
+        if let Some((file, st)) = self.open_file(&index) {
+            return self.serve_negotiated(req, &index, file, &st);
         }
         let mut entries = match read_entries(dir_fd) {
             Ok(entries) => entries,
@@ -391,9 +381,14 @@ fn content_type(name: &[u8]) -> Cow<'static, str> {
     Cow::Borrowed(with_charset)
 }
 
+/// A file's size in bytes (a negative `st_size`, which no file has, is 0).
+fn file_size(st: &FileStat) -> u64 {
+    u64::try_from(st.st_size).unwrap_or(0)
+}
+
 /// A regular file: 304, 206, 416 or 200, in that order of precedence.
 fn serve_file(req: &Request, mime: Cow<'static, str>, file: File, st: &FileStat) -> Response {
-    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let size = file_size(st);
     let v = Validators::of(st);
     if not_modified(&req.if_none_match, &req.if_modified_since, &v) {
         return file_not_modified(v.etag, v.last_modified);

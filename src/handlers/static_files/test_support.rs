@@ -94,6 +94,7 @@ pub(crate) fn body_bytes(resp: &mut Response) -> Vec<u8> {
         Body::Empty | Body::Events { .. } => Vec::new(),
         Body::Static(b) => b.to_vec(),
         Body::Bytes(b) => b.clone(),
+        Body::Shared(b) => b.to_vec(),
         Body::File { file, offset, len } => {
             let mut out = vec![0; *len as usize];
             file.seek(SeekFrom::Start(*offset)).unwrap();

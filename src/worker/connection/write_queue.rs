@@ -78,6 +78,7 @@ impl WriteQueue {
             Body::Empty | Body::Events { .. } => {}
             Body::Static(bytes) => self.buf.extend_from_slice(bytes),
             Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
+            Body::Shared(bytes) => self.buf.extend_from_slice(&bytes),
             Body::File { file, offset, len } if len <= SMALL_BODY => {
                 read_exact_at_end(&mut self.buf, &file, offset, len)?;
             }
