@@ -21,7 +21,7 @@
 //! the one change it missed was a stylesheet's.
 
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -110,12 +110,6 @@ impl ChangeFeed {
 /// a page being made notes when it was made).
 pub(crate) fn generation_in(word: &AtomicU64) -> u64 {
     word.load(Ordering::Acquire) >> 1
-}
-
-impl AsRawFd for ChangeFeed {
-    fn as_raw_fd(&self) -> RawFd {
-        self.wake
-    }
 }
 
 /// Appends the Server-Sent Events message for `change` at `generation`:

@@ -28,11 +28,13 @@ use crate::death::Death;
 pub(crate) const MAX_SERVING_THREADS: usize = crate::config::MAX_THREADS;
 
 thread_local! {
-    /// This thread's index in `busy_since_mono_ms`.
+    /// This thread's row in its worker's slot ([`Slot::rows`]): where it
+    /// counts and marks itself busy.
     static SERVING_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Names the calling thread's entry in `busy_since_mono_ms` (pool thread `n`).
+/// Names the calling thread's row (pool or loop thread `n`; the one loop
+/// of a process-mode worker is 0).
 pub(crate) fn set_serving_thread(index: usize) {
     SERVING_THREAD.with(|cell| cell.set(index.min(MAX_SERVING_THREADS - 1)));
 }

@@ -20,7 +20,7 @@ use toml::{Table, Value};
 
 use super::values::{
     Boolean, ByteSize, Directory, Integer, Listen, ServerNames, Timeout, Workers, check_header,
-    in_range, shown,
+    closest, in_range, shown,
 };
 use super::{
     BACKLOG, Config, ConfigError, FaultsConfig, LabConfig, MAX_CONNECTIONS, MAX_HEADER_BYTES,
@@ -335,18 +335,6 @@ fn unknown_key(prefix: &str, key: &str, known: &[&str]) -> ConfigError {
         None => format!("unknown key, expected one of: {}", known.join(", ")),
     };
     ConfigError::new(format!("{prefix}{key}"), reason)
-}
-
-/// The known key nearest to a misspelt one, if it is a plausible typo: at
-/// most 2 edits, or a quarter of the known key's length for long keys; the
-/// first in `known` on a tie.
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::levenshtein(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
 }
 
 /// A TOML syntax error, on one line: which file, where, what.

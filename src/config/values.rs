@@ -296,17 +296,25 @@ pub(super) fn parse_access_log_format(s: &str) -> Result<AccessLogFormat, String
     if let Some(format) = ALL.into_iter().find(|f| f.name() == wanted) {
         return Ok(format);
     }
-    let guess = ALL
-        .into_iter()
-        .map(|f| (strsim::levenshtein(&wanted, f.name()), f.name()))
-        .filter(|(distance, _)| *distance <= 2)
-        .min_by_key(|(distance, _)| *distance);
-    Err(match guess {
-        Some((_, name)) => {
+    let names = ALL.map(AccessLogFormat::name);
+    Err(match closest(&wanted, &names) {
+        Some(name) => {
             format!("expected {ACCESS_LOG_FORMATS}, found \"{s}\"; did you mean \"{name}\"?")
         }
         None => format!("expected {ACCESS_LOG_FORMATS}, found \"{s}\""),
     })
+}
+
+/// The known name (a key, a value) nearest to a misspelt one, if it is a
+/// plausible typo: at most 2 edits, or a quarter of the known key's length for long keys; the
+/// first in `known` on a tie.
+pub(super) fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 /// A listen address: `IP:PORT` or `[IPv6]:PORT`, `localhost:PORT`

@@ -11,7 +11,8 @@
 //!
 //! What it watches: every directory under the root, recursively, as it is
 //! now and as directories come and go (a new one is watched, with what it
-//! already holds). Not dot-directories (`.git` changes on every `git
+//! already holds; one moved out of the root is watched no more; after a
+//! queue overflow the whole tree is walked again). Not dot-directories (`.git` changes on every `git
 //! status`, and is never served) nor `node_modules` (huge, and changed by
 //! installs, not edits); not symlinks to directories (they may loop).
 //! What counts as a change: a file written and closed, created, deleted,
@@ -76,6 +77,8 @@ struct Burst {
 /// The watcher of one root; see the module docs.
 pub(super) struct Watcher {
     inotify: Inotify,
+    /// The root, walked again when events were lost.
+    root: PathBuf,
     /// Each watched directory's path, for watching what appears inside it.
     dirs: HashMap<WatchDescriptor, PathBuf>,
     feed: ChangeFeed,
@@ -90,6 +93,7 @@ impl Watcher {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         let mut watcher = Watcher {
             inotify,
+            root: root.to_path_buf(),
             dirs: HashMap::new(),
             feed,
             burst: None,
@@ -118,7 +122,8 @@ impl Watcher {
         let mut first = true;
         while let Some(dir) = pending.pop() {
             if self.dirs.len() >= MOST_DIRECTORIES {
-                self.warn_full(&dir, "forkpool watches at most 20000 directories");
+                let why = format!("forkpool watches at most {MOST_DIRECTORIES} directories");
+                self.warn_full(&dir, &why);
                 return Ok(());
             }
             match self.inotify.add_watch(&dir, change_events()) {
@@ -174,7 +179,9 @@ impl Watcher {
             };
             for event in events {
                 if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                    // Events were lost: whatever they were, reload.
+                    // Events were lost, directories that appeared among
+                    // them too: look at the whole tree again, and reload.
+                    let _ = self.watch_tree(self.root.clone());
                     self.note(now, false);
                     continue;
                 }
@@ -187,6 +194,15 @@ impl Watcher {
                 let appeared = event
                     .mask
                     .intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO);
+                if is_dir
+                    && event.mask.contains(AddWatchFlags::IN_MOVED_FROM)
+                    && let Some(parent) = self.dirs.get(&event.wd)
+                {
+                    // Moved away, perhaps out of the root: its watches go
+                    // (a move within the root is watched again at its
+                    // IN_MOVED_TO, which follows).
+                    self.unwatch_tree(&parent.join(&name));
+                }
                 if is_dir
                     && appeared
                     && watched_directory(&name)
@@ -201,6 +217,20 @@ impl Watcher {
                 }
                 self.note(now, !is_dir && is_stylesheet(&name));
             }
+        }
+    }
+
+    /// Stops watching `top` and every directory below it.
+    fn unwatch_tree(&mut self, top: &Path) {
+        let gone: Vec<WatchDescriptor> = self
+            .dirs
+            .iter()
+            .filter(|(_, dir)| dir.starts_with(top))
+            .map(|(wd, _)| *wd)
+            .collect();
+        for wd in gone {
+            let _ = self.inotify.rm_watch(wd);
+            self.dirs.remove(&wd);
         }
     }
 
@@ -362,6 +392,17 @@ mod tests {
         assert_eq!(next_change(&mut watcher, &feed, WAIT), Some(Change::Reload));
         std::fs::write(tree.0.join("new/deeper/page.html"), "x").unwrap();
         assert_eq!(next_change(&mut watcher, &feed, WAIT), Some(Change::Reload));
+        // A directory moved out of the root is watched no more: a change
+        // in it, out there, is no change here.
+        let out = TempTree::new();
+        std::fs::create_dir(tree.0.join("leaving")).unwrap();
+        assert_eq!(next_change(&mut watcher, &feed, WAIT), Some(Change::Reload));
+        let watched_before = watcher.dirs.len();
+        std::fs::rename(tree.0.join("leaving"), out.0.join("left")).unwrap();
+        assert_eq!(next_change(&mut watcher, &feed, WAIT), Some(Change::Reload));
+        assert_eq!(watcher.dirs.len(), watched_before - 1);
+        std::fs::write(out.0.join("left/page.html"), "x").unwrap();
+        assert_eq!(next_change(&mut watcher, &feed, quiet), None);
         // A removed directory's watch goes with it.
         let watched = watcher.dirs.len();
         std::fs::remove_dir_all(tree.0.join("new")).unwrap();

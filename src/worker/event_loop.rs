@@ -309,8 +309,12 @@ impl EventLoop {
             self.resume_accepting(now);
             // The access log's timer: at least every TICK, a line waiting
             // in any serving thread's buffer (a pool thread's too, idle or
-            // not) is written out.
-            self.ctx.flush_access_log();
+            // not) is written out. A thread-loops worker's main thread does
+            // it for all its loops (so K loops don't each lock all K
+            // buffers).
+            if let Supervision::Own(_) = self.supervision {
+                self.ctx.flush_access_log();
+            }
         }
         if self.ctx.is_draining() && self.conns.is_empty() {
             return Ok(Some(0));
@@ -529,13 +533,23 @@ impl EventLoop {
     /// refills the queue from the overflow.
     fn collect_finished(&mut self, now: Instant) {
         while let Scheduler::Pool(pool) = &self.scheduler
-            && let Some(Done { key, conn, next }) = pool.try_done()
+            && let Some(Done {
+                key,
+                mut conn,
+                next,
+            }) = pool.try_done()
         {
             let Some(entry) = self.conns.get_mut(key) else {
                 continue;
             };
             let dirty = matches!(entry, Entry::InPool { dirty: true });
             self.dirty_in_pool -= usize::from(dirty);
+            if self.ctx.is_draining() {
+                // Its thread may have set its deadline before the drain
+                // began (a keep-alive's, a stream's ping): the drain's
+                // grace applies to it as to those parked then.
+                conn.start_draining(now);
+            }
             *entry = Entry::Parked(conn);
             self.after_drive(key, next, dirty);
         }

@@ -106,6 +106,9 @@ impl LoopGroup {
                 Err(err) => return Err(err),
                 Ok(()) => {}
             }
+            // The access log's timer for every loop (see the event loop's
+            // sweep): the lines they buffered go out at least every TICK.
+            self.ctx.flush_access_log();
             match self.life.check(Instant::now()) {
                 Control::Run => {}
                 Control::Drain => self.control.drain(),

@@ -15,8 +15,9 @@
 //!   that finishes a job takes the next one without sleeping;
 //! - a pool thread wakes a sleeping loop (a `mio::Waker`) only when the
 //!   loop must act on what came back at once (a connection that yielded or
-//!   holds a timer, or one that had an event while the thread had it), or
-//!   when the thread has no job left. A connection that waits for input
+//!   holds a timer; and any connection while one in the pool had an event
+//!   meanwhile: the loop doesn't say which), or when the thread has no job
+//!   left. A connection that waits for input
 //!   needs no wake-up: its next event wakes the loop, which finds it back
 //!   then.
 //!

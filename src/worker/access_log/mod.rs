@@ -9,10 +9,11 @@
 //! own (a thread-local, found without a lookup) and writes it out:
 //! - when it passes [`FLUSH_AT`] bytes (4 KiB: most writes carry dozens of
 //!   lines);
-//! - when the worker's event loop sweeps, at least every `worker::TICK`
-//!   (500 ms), so a line shows up within about half a second with no
-//!   further traffic, also from a pool thread that has gone idle (the loop
-//!   flushes every thread's buffer, not just its own);
+//! - at least every `worker::TICK` (500 ms), so a line shows up within
+//!   about half a second with no further traffic: the event loop flushes
+//!   every thread's buffer as it sweeps (a pool thread's too, idle or
+//!   not), and in thread-loops mode the worker's main thread does, for all
+//!   its loops, each time it wakes;
 //! - when the worker stops, whatever the way (drained, recycled by
 //!   `max_requests`, SIGQUIT, a drain that timed out): the loop (or, in
 //!   thread-loops mode, the worker's main thread) flushes every buffer

@@ -164,8 +164,7 @@ impl Connection {
         let send_body = !self.req.is_head() && !Response::status_has_no_body(status);
         let len = if send_body { response.body.len() } else { 0 };
         // A stream's head says `Connection: close`: the HEAD of one closes.
-        let streamless_events = matches!(response.body, Body::Events { .. }) && stream.is_none();
-        if !keep_alive && stream.is_none() || streamless_events {
+        if stream.is_none() && (!keep_alive || matches!(response.body, Body::Events { .. })) {
             self.close_after_write = true;
         }
         if let Some(since) = stream {

@@ -10,9 +10,10 @@
 //! and thread-loops mode) or a pool thread (thread mode) for one turn, then
 //! waits behind every other connection with work.
 //!
-//! The clock is read only between requests of the same turn, and that
-//! reading is the next request's start time: a keep-alive connection that
-//! sends one request at a time costs no clock reading here at all.
+//! The clock is read once per request: before each request after the
+//! first of a turn (to see whether the turn has had its time), and that
+//! reading is the request's start time; the first request of a turn reads
+//! it when it starts.
 //!
 //! This module only counts: the connection asks it before each request
 //! and after each read, and ends the turn (flushing what it answered).
