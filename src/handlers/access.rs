@@ -16,9 +16,11 @@
 //!   reload's stream and script are the exception: they tell only that
 //!   files changed, so they answer whoever may fetch the files.
 //! - **Origin** (CSRF): faults change state, so they take POST only, and a
-//!   POST sent by another site's page (its `Origin` is not this server's,
+//!   fault or a workload (`/-/work/*`, any method: each may burn seconds of
+//!   CPU) sent by another site's page (its `Origin` is not this server's,
 //!   or `Sec-Fetch-Site` says `cross-site` or `same-site`) is refused. A
-//!   POST with neither header is not a browser's (curl, scripts) and runs.
+//!   request with neither header is not a browser's (curl, scripts) and
+//!   runs.
 //!
 //! What it doesn't do: authenticate anyone. Anything that can connect from
 //! loopback (every local user and process) gets everything; the checks
@@ -27,6 +29,7 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::static_files::live_reload::{SCRIPT_NAME, STREAM_NAME};
 use crate::config::{Config, is_loopback};
 use crate::http::{Request, Response};
 
@@ -54,7 +57,7 @@ impl Area {
             "" | "status" | "metrics" => Area::Views,
             "work" => Area::Work,
             "fault" => Area::Faults,
-            "livereload" | "livereload.js" => Area::LiveReload,
+            STREAM_NAME | SCRIPT_NAME => Area::LiveReload,
             _ => Area::Other,
         }
     }
@@ -202,6 +205,7 @@ fn same_origin(origin: &str, host: &str) -> bool {
     let http = origin
         .get(..scheme.len())
         .is_some_and(|s| s.eq_ignore_ascii_case(scheme));
+    // An empty port is the default port too (RFC 3986 6.2.3).
     let without_port_80 = |authority: &str| {
         let authority = authority.strip_suffix(":80").unwrap_or(authority);
         authority.strip_suffix(':').unwrap_or(authority).to_owned()
@@ -441,6 +445,8 @@ mod tests {
             "Host: 127.0.0.1:8080\r\nOrigin: HTTP://127.0.0.1:8080\r\nSec-Fetch-Site: same-origin\r\n",
             "Host: localhost\r\nOrigin: http://localhost:80\r\n",
             "Host: localhost:80\r\nOrigin: http://localhost\r\n",
+            "Host: localhost\r\nOrigin: http://localhost:\r\n",
+            "Host: localhost:\r\nOrigin: http://localhost:80\r\n",
             "Host: [::1]:9\r\nOrigin: http://[::1]:9\r\n",
             "Host: 127.0.0.1:8080\r\nSec-Fetch-Site: none\r\n",
         ] {

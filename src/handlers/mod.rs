@@ -10,8 +10,8 @@
 //! `/-/livereload`) are served here when it is on, from `static_files`.
 //! Before any of that, `access` decides who may ask: every request's `Host`
 //! must name this server (421 otherwise), `/-/` answers loopback peers
-//! unless the config opens a part of it (404 otherwise), and a fault from
-//! another site's page is refused (403). Every worker architecture call the router through
+//! unless the config opens a part of it (404 otherwise), and a fault or a
+//! workload from another site's page is refused (403). Every worker architecture call the router through
 //! [`Handler`](crate::http::Handler) (the master hands it to each worker);
 //! it must be `Sync` and must not block on anything but the handler's work.
 

@@ -315,7 +315,7 @@ fn check_request_line(line: &[u8]) -> Result<(), RequestError> {
 /// with its blank line): [`HeadScanner`]'s framing rules, then the fields.
 /// The connection scans as bytes arrive and calls [`parse_scanned_head`];
 /// this is for tests (unit and fuzz) and the handlers' test requests.
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg(test)]
 pub(crate) fn parse_head(
     buf: &[u8],
     max_header_bytes: usize,

@@ -48,9 +48,12 @@
 //! path whose last component is a symlink is never cached (its `fstatat`
 //! identity is the link's, not the file's).
 //!
-//! What it doesn't: decide which requests may use it (the request flow
-//! does: GET or HEAD without `Range`, no tagged page, no encoding to
-//! negotiate), cache directories, listings, large files or compressed
+//! Which requests it answers ([`StaticFiles::cacheable`], and per entry
+//! [`negotiates`]): GET or HEAD (the only methods static files see)
+//! without `Range` or a trailing slash, not a page live reload tags, and
+//! none that negotiates a coding.
+//!
+//! What it doesn't: cache directories, listings, large files or compressed
 //! bodies, or watch anything (inotify would cost a `read` per hit as well,
 //! under a lock to keep threads from losing each other's events, plus a
 //! watch per directory and per file, against a per-user limit).
