@@ -65,6 +65,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use nix::sys::stat::FileStat;
 use nix::time::{ClockId, clock_gettime};
 
+use super::cache_watch::CacheWatch;
 use super::compress::{negotiates, read_whole};
 use super::path::is_page;
 use super::validators::{Validators, not_modified};
@@ -140,11 +141,26 @@ pub(super) struct Entry {
     /// The answer says `Vary: Accept-Encoding` (another client could get
     /// it compressed).
     pub(super) vary: bool,
+    /// How a hit knows the file is unchanged.
+    pub(super) freshness: Freshness,
+}
+
+/// How a hit on an entry knows its file is unchanged (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Freshness {
+    /// Watched (see `cache_watch`): fresh while no event has come since
+    /// this generation began.
+    Watched(u64),
+    /// Not watchable: fresh while an `fstatat` of its path finds the same
+    /// identity.
+    Stat,
 }
 
 /// See the module docs.
 pub(super) struct FileCache {
     shards: Box<[Mutex<Shard>]>,
+    /// What tells a hit on a watched entry that nothing changed.
+    pub(super) watch: CacheWatch,
 }
 
 /// One lock's share of the cache: a clock of slots and an index into it.
@@ -190,7 +206,10 @@ impl FileCache {
                 })
             })
             .collect();
-        FileCache { shards }
+        FileCache {
+            shards,
+            watch: CacheWatch::default(),
+        }
     }
 
     fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
@@ -318,13 +337,18 @@ impl StaticFiles {
         if negotiates(req, entry.bytes.len() as u64) {
             return None; // not a miss: the entry stays for plain requests
         }
-        match self.root.stat_nofollow(rel) {
-            Ok(st) if Identity::of(&st) == entry.identity => Some(answer(req, &entry)),
-            _ => {
-                self.cache.remove(rel, &entry);
-                None
-            }
+        let fresh = match entry.freshness {
+            Freshness::Watched(generation) => self.cache.watch.is_current(generation),
+            Freshness::Stat => self
+                .root
+                .stat_nofollow(rel)
+                .is_ok_and(|st| Identity::of(&st) == entry.identity),
+        };
+        if !fresh {
+            self.cache.remove(rel, &entry);
+            return None;
         }
+        Some(answer(req, &entry))
     }
 
     /// A regular file opened from `rel` (status `st`) for a request the
@@ -356,6 +380,12 @@ impl StaticFiles {
         if !identity.settled() {
             return None;
         }
+        // Watched before the path is checked and the bytes are read: a
+        // change from here on is an event.
+        let freshness = match self.cache.watch.watch(&self.root, rel, file) {
+            Some(generation) => Freshness::Watched(generation),
+            None => Freshness::Stat,
+        };
         // The path must name what we opened, so a hit's `fstatat` can
         // match: a symlink as the last component would never match (and
         // a rename since the open is caught here too).
@@ -373,6 +403,7 @@ impl StaticFiles {
             vary: self.compressed_on_the_fly(&mime, size),
             content_type: mime,
             validators: Validators::of(st),
+            freshness,
         });
         self.cache.insert(rel, Arc::clone(&entry));
         Some(entry)

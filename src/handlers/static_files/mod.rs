@@ -37,6 +37,7 @@
 //! answers them.
 
 mod cache;
+mod cache_watch;
 mod compress;
 mod confined;
 mod headers;
