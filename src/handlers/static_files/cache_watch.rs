@@ -62,8 +62,11 @@ use nix::sys::statfs::{self, FsType};
 use super::confined::ConfinedRoot;
 
 /// Most watches one worker holds before it starts over: room for every
-/// entry the cache can hold and a few directories each.
-pub(super) const MAX_WATCHES: usize = 4096;
+/// entry the cache can hold and as many directories. Watches are a
+/// per-user limit (`fs.inotify.max_user_watches`, 8192 on kernels before
+/// 5.11) that live reload's watcher draws on too; a watch refused only
+/// makes that entry revalidate by `fstatat`.
+pub(super) const MAX_WATCHES: usize = 2048;
 
 /// What changes a cached file: its bytes, its size, its mode or its links
 /// (`IN_ATTRIB` covers chmod, utimes, link and unlink), or it going.
@@ -270,4 +273,202 @@ impl Watches {
 fn push_component(path: &mut std::path::PathBuf, component: &[u8]) {
     use std::os::unix::ffi::OsStrExt;
     path.push(std::ffi::OsStr::from_bytes(component));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileExt, PermissionsExt};
+    use std::path::{Path, PathBuf};
+
+    /// A throwaway directory on a file system inotify sees all of: the
+    /// temp dir if it is one, else `/dev/shm`; `None` (the test can't run
+    /// here) if neither is.
+    struct WatchedDir {
+        path: PathBuf,
+    }
+
+    impl WatchedDir {
+        fn new(name: &str) -> Option<WatchedDir> {
+            let bases = [std::env::temp_dir(), PathBuf::from("/dev/shm")];
+            let base = bases.into_iter().find(|base| {
+                statfs::statfs(base.as_path())
+                    .is_ok_and(|fs| INOTIFY_SEES_ALL.contains(&fs.filesystem_type()))
+            });
+            let Some(base) = base else {
+                eprintln!("skipped: no temp dir on a file system inotify sees all of");
+                return None;
+            };
+            let path = base.join(format!("forkpool-watch-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(path.join("a/b")).unwrap();
+            std::fs::write(path.join("a/b/f.txt"), b"cached").unwrap();
+            std::fs::write(path.join("a/sibling.txt"), b"other").unwrap();
+            Some(WatchedDir { path })
+        }
+
+        fn root(&self) -> ConfinedRoot {
+            ConfinedRoot::open(&self.path).unwrap()
+        }
+
+        /// Watches `rel` as the cache would, and returns its generation.
+        fn watch(&self, watch: &CacheWatch, root: &ConfinedRoot, rel: &str) -> u64 {
+            let file = File::open(self.path.join(rel)).unwrap();
+            watch
+                .watch(root, rel.as_bytes(), &file)
+                .expect("a file on this file system is watched")
+        }
+    }
+
+    impl Drop for WatchedDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
+    #[test]
+    fn a_watched_file_is_current_until_it_changes() {
+        let Some(dir) = WatchedDir::new("edit") else {
+            return;
+        };
+        let (watch, root) = (CacheWatch::default(), dir.root());
+        let generation = dir.watch(&watch, &root, "a/b/f.txt");
+        assert!(watch.is_current(generation));
+        assert!(watch.is_current(generation), "asking changes nothing");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path.join("a/b/f.txt"))
+            .unwrap();
+        file.write_all_at(b"C", 0).unwrap();
+        assert!(!watch.is_current(generation), "the write was seen");
+        assert!(!watch.is_current(generation), "and stays seen");
+        // Watched again: a new generation, current until the next change.
+        let again = dir.watch(&watch, &root, "a/b/f.txt");
+        assert!(again > generation && watch.is_current(again));
+    }
+
+    #[test]
+    fn writes_and_new_files_beside_a_watched_file_change_nothing() {
+        let Some(dir) = WatchedDir::new("beside") else {
+            return;
+        };
+        let (watch, root) = (CacheWatch::default(), dir.root());
+        let generation = dir.watch(&watch, &root, "a/b/f.txt");
+        let sibling = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path.join("a/sibling.txt"))
+            .unwrap();
+        sibling.write_all_at(b"more", 5).unwrap();
+        drop(sibling);
+        std::fs::write(dir.path.join("a/b/new.txt"), b"new").unwrap();
+        std::fs::create_dir(dir.path.join("a/c")).unwrap();
+        assert!(watch.is_current(generation));
+    }
+
+    #[test]
+    fn every_change_to_what_the_path_names_is_seen() {
+        type Change = fn(&Path);
+        let changes: [(&str, Change); 8] = [
+            ("rename over the file", |p| {
+                std::fs::write(p.join("x.tmp"), b"other!").unwrap();
+                std::fs::rename(p.join("x.tmp"), p.join("a/b/f.txt")).unwrap();
+            }),
+            ("delete the file", |p| {
+                std::fs::remove_file(p.join("a/b/f.txt")).unwrap()
+            }),
+            ("chmod the file", |p| {
+                let mode = std::fs::Permissions::from_mode(0o600);
+                std::fs::set_permissions(p.join("a/b/f.txt"), mode).unwrap();
+            }),
+            ("truncate the file", |p| {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p.join("a/b/f.txt"))
+                    .unwrap();
+                file.set_len(0).unwrap();
+            }),
+            ("hard link to it from an unwatched place", |p| {
+                std::fs::hard_link(p.join("a/b/f.txt"), p.join("elsewhere")).unwrap()
+            }),
+            ("move a directory on its path away", |p| {
+                std::fs::rename(p.join("a"), p.join("a.old")).unwrap()
+            }),
+            ("move a directory away and make another", |p| {
+                std::fs::rename(p.join("a/b"), p.join("b.old")).unwrap();
+                std::fs::create_dir(p.join("a/b")).unwrap();
+            }),
+            ("chmod a directory on its path", |p| {
+                let mode = std::fs::Permissions::from_mode(0o700);
+                std::fs::set_permissions(p.join("a"), mode).unwrap();
+            }),
+        ];
+        for (i, (what, change)) in changes.into_iter().enumerate() {
+            let Some(dir) = WatchedDir::new(&format!("change{i}")) else {
+                return;
+            };
+            let (watch, root) = (CacheWatch::default(), dir.root());
+            let generation = dir.watch(&watch, &root, "a/b/f.txt");
+            change(&dir.path);
+            assert!(!watch.is_current(generation), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_write_through_another_name_is_seen() {
+        let Some(dir) = WatchedDir::new("alias") else {
+            return;
+        };
+        std::fs::hard_link(dir.path.join("a/b/f.txt"), dir.path.join("alias")).unwrap();
+        let (watch, root) = (CacheWatch::default(), dir.root());
+        let generation = dir.watch(&watch, &root, "a/b/f.txt");
+        let alias = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path.join("alias"))
+            .unwrap();
+        alias.write_all_at(b"C", 0).unwrap();
+        assert!(!watch.is_current(generation));
+    }
+
+    #[test]
+    fn past_its_bound_it_starts_over_with_a_new_generation() {
+        let Some(dir) = WatchedDir::new("many") else {
+            return;
+        };
+        for i in 0..MAX_WATCHES {
+            std::fs::write(dir.path.join(format!("{i}")), b"x").unwrap();
+        }
+        let (watch, root) = (CacheWatch::default(), dir.root());
+        let first = dir.watch(&watch, &root, "a/b/f.txt");
+        // The root, a, a/b and f.txt, then one each.
+        for i in 0..MAX_WATCHES - 4 {
+            assert_eq!(dir.watch(&watch, &root, &format!("{i}")), first);
+        }
+        assert!(watch.is_current(first));
+        let next = dir.watch(&watch, &root, &format!("{}", MAX_WATCHES - 4));
+        assert!(next > first && !watch.is_current(first) && watch.is_current(next));
+        match &watch.state().instance {
+            Instance::Open(watches) => assert_eq!(watches.held.len(), 2, "the root and the file"),
+            _ => panic!("not watching"),
+        }
+    }
+
+    #[test]
+    fn a_file_system_inotify_may_not_see_all_of_is_not_watched() {
+        // procfs: its files change with no write through this kernel's
+        // VFS, like a network share's.
+        let root = ConfinedRoot::open(Path::new("/proc/self")).unwrap();
+        let file = File::open("/proc/self/status").unwrap();
+        assert_eq!(CacheWatch::default().watch(&root, b"status", &file), None);
+    }
+
+    #[test]
+    fn turned_off_it_watches_nothing() {
+        let Some(dir) = WatchedDir::new("off") else {
+            return;
+        };
+        let (watch, root) = (CacheWatch::default(), dir.root());
+        watch.turn_off();
+        let file = File::open(dir.path.join("a/b/f.txt")).unwrap();
+        assert_eq!(watch.watch(&root, b"a/b/f.txt", &file), None);
+    }
 }
