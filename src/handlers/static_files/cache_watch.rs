@@ -164,8 +164,8 @@ impl CacheWatch {
     /// revalidates by `fstatat`). Call it before checking the identity of
     /// `rel` and reading its bytes.
     pub(super) fn watch(&self, root: &ConfinedRoot, rel: &[u8], file: &File) -> Option<u64> {
-        let sees_all = statfs::fstatfs(file)
-            .is_ok_and(|fs| INOTIFY_SEES_ALL.contains(&fs.filesystem_type()));
+        let sees_all =
+            statfs::fstatfs(file).is_ok_and(|fs| INOTIFY_SEES_ALL.contains(&fs.filesystem_type()));
         if !sees_all {
             return None;
         }
