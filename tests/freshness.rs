@@ -1,8 +1,10 @@
 //! A dev server shows every file as it is now, whatever the worker cached:
 //! in every architecture, a file edited in place (same size, other bytes),
-//! replaced by `rename` or deleted is answered fresh by the very next
-//! request on the same connection (so by the same worker, whose cache had
-//! it), and a directory swapped for a symlink out of the root is refused.
+//! through another of its names, replaced by `rename` or deleted, or a
+//! directory on its path replaced by another, is answered fresh by the
+//! very next request on the same connection (so by the same worker, whose
+//! cache had it), and a directory swapped for a symlink out of the root is
+//! refused.
 //!
 //! The worker caches a small file only once its ctime has settled (see
 //! `src/handlers/static_files/cache.rs`); the tests wait for that, by the
@@ -142,3 +144,37 @@ every_mode!(a_directory_swapped_for_a_symlink_out_is_refused, |mode| {
     std::os::unix::fs::symlink(outside.path().join("dir"), root.join("dir")).unwrap();
     assert_eq!(client.get("/dir/f.txt").status, 404);
 });
+
+every_mode!(
+    a_directory_replaced_or_a_write_through_another_name_is_fresh,
+    |mode| {
+        let server = Server::start(mode, &[]);
+        let root = server.root.path();
+        std::fs::create_dir_all(root.join("deep/a/b")).unwrap();
+        std::fs::create_dir(root.join("links")).unwrap();
+        std::fs::write(root.join("deep/a/b/f.txt"), content("deep", 0)).unwrap();
+        std::fs::write(root.join("linked.txt"), content("linked", 0)).unwrap();
+        // Linked before it settles: a new link changes the file's ctime.
+        std::fs::hard_link(root.join("linked.txt"), root.join("links/alias.txt")).unwrap();
+        settle(&[&root.join("deep/a/b/f.txt"), &root.join("linked.txt")]);
+        let mut client = server.connect();
+
+        cache(&mut client, "/deep/a/b/f.txt", &content("deep", 0));
+        // A whole directory on the path moved away and made anew: the same
+        // path now names another file, of the same size.
+        std::fs::rename(root.join("deep/a"), root.join("deep/a.old")).unwrap();
+        std::fs::create_dir_all(root.join("deep/a/b")).unwrap();
+        std::fs::write(root.join("deep/a/b/f.txt"), content("deep", 1)).unwrap();
+        assert_eq!(client.get("/deep/a/b/f.txt").body, content("deep", 1));
+
+        cache(&mut client, "/linked.txt", &content("linked", 0));
+        // Written through its other name, in another directory.
+        let alias = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("links/alias.txt"))
+            .unwrap();
+        alias.write_all_at(&content("linked", 1), 0).unwrap();
+        drop(alias);
+        assert_eq!(client.get("/linked.txt").body, content("linked", 1));
+    }
+);

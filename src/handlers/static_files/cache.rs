@@ -1,40 +1,51 @@
 //! The worker's cache of small files: their bytes and prebuilt headers,
-//! revalidated on every hit with one `fstatat`.
+//! checked for freshness on every hit.
 //!
 //! What it does: keeps, per decoded relative path that passed the request
 //! flow's vetting (never a hidden path unless shown), a file of at most
 //! [`MAX_FILE`] bytes as it was read: its bytes, its identity (device,
 //! inode, mode, size, mtime and ctime with nanoseconds), its
-//! `Content-Type`, validators and whether its answer says `Vary`. A hit
-//! costs one system call: `fstatat` of the path beneath the root fd with
-//! `AT_SYMLINK_NOFOLLOW`, compared with the identity; anything different
-//! (an edit in place, a rename over it, a delete, a chmod, a symlink in its
-//! place) is a miss, the entry goes, and the request takes the normal path
-//! (`openat2` with `RESOLVE_BENEATH`), which decides as if there were no
-//! cache. The bounds: [`MAX_ENTRIES`] entries and [`MAX_BYTES`] bytes per
-//! worker, over [`SHARDS`] mutex-guarded shards (the threads of a worker
-//! share one cache), each evicting by the clock (second chance). No file
-//! descriptor is kept: the bytes are the point, and a kept fd would only
-//! trade `openat2` for a `dup`, cost an fd per entry against the
-//! connections' limit, and keep reading a file chmod'ed unreadable.
+//! `Content-Type`, validators and whether its answer says `Vary`. The
+//! bounds: [`MAX_ENTRIES`] entries and [`MAX_BYTES`] bytes per worker,
+//! over [`SHARDS`] mutex-guarded shards (the threads of a worker share one
+//! cache), each evicting by the clock (second chance). No file descriptor
+//! is kept: the bytes are the point, and a kept fd would only trade
+//! `openat2` for a `dup`, cost an fd per entry against the connections'
+//! limit, and keep reading a file chmod'ed unreadable.
 //!
-//! Freshness rests on this: every change to a file changes its ctime
-//! (write, truncate, chmod, link, unlink, rename of it), and a rename over
-//! it or a new file changes the inode. But a ctime only moves by the
-//! file system's timestamp tick (the kernel's coarse clock, one jiffy, on
-//! ext4, tmpfs, xfs and btrfs before multigrain timestamps in Linux 6.13;
-//! whole seconds on ext3 or small ext4 inodes; 2 s on FAT), so two
-//! same-size writes within one tick look alike. So a file is only cached
-//! once its ctime is at least [`SETTLE_FINE`] old ([`SETTLE_COARSE`] if its
-//! timestamps have no sub-second part), read on the coarse clock before its
-//! bytes are read: every write that could still share its ctime happened
-//! before that, and any later one stamps a later ctime (as git's index
-//! handles "racily clean" files). A file just saved goes the normal way
-//! until it settles. Left uncovered: a single `write(2)` still copying
-//! into the file when it settles (over 50 ms for at most 16 KiB), a
-//! wall clock stepped forward, and a remote file system whose server clock
-//! lags ours by more than the margin; also writes through a shared `mmap`,
-//! which stamp times late (the normal path would show them).
+//! A hit is fresh by one of two checks ([`Freshness`]), each one system
+//! call; anything changed (an edit in place, a rename over it, a delete,
+//! a chmod, a symlink in its place) is a miss, the entry goes, and the
+//! request takes the normal path (`openat2` with `RESOLVE_BENEATH`), which
+//! decides as if there were no cache:
+//! - watched (on local file systems, the usual case): the worker's inotify
+//!   instance watches the file and every directory on its path, and a hit
+//!   asks it whether anything happened with a zero-timeout `epoll_wait`
+//!   (see `cache_watch`, which says why that is fresh);
+//! - by status (where inotify can't see every change, or refuses): an
+//!   `fstatat` of the path beneath the root fd with `AT_SYMLINK_NOFOLLOW`,
+//!   compared with the identity.
+//!
+//! Freshness by status rests on this: every change to a file changes its
+//! ctime (write, truncate, chmod, link, unlink, rename of it), and a
+//! rename over it or a new file changes the inode. But a ctime only moves
+//! by the file system's timestamp tick (the kernel's coarse clock, one
+//! jiffy, on ext4, tmpfs, xfs and btrfs before multigrain timestamps in
+//! Linux 6.13; whole seconds on ext3 or small ext4 inodes; 2 s on FAT), so
+//! two same-size writes within one tick look alike. So a file is only
+//! cached once its ctime is at least [`SETTLE_FINE`] old ([`SETTLE_COARSE`]
+//! if its timestamps have no sub-second part), read on the coarse clock
+//! before its bytes are read: every write that could still share its ctime
+//! happened before that, and any later one stamps a later ctime (as git's
+//! index handles "racily clean" files). A file just saved goes the normal
+//! way until it settles. Watched entries settle too: their validators
+//! (ETag, Last-Modified) come from the same times, and a 304 must not
+//! answer for bytes that changed within one tick. Left uncovered: a single
+//! `write(2)` still copying into the file when it settles (over 50 ms for
+//! at most 16 KiB; a watched entry sees its event), a wall clock stepped
+//! forward, and a remote file system whose server clock lags ours by more
+//! than the margin; also writes through a shared `mmap`, which stamp times
+//! late and queue no inotify event (the normal path would show them).
 //!
 //! Confinement: `fstatat` follows symlinks in the path's directories,
 //! where `openat2` would refuse some (out of the root, or absolute). The
@@ -46,7 +57,9 @@
 //! the same mode, that any client could have fetched then. Only the path
 //! to it changed. The last component is never followed (`NOFOLLOW`), and a
 //! path whose last component is a symlink is never cached (its `fstatat`
-//! identity is the link's, not the file's).
+//! identity is the link's, not the file's). A watched entry is checked the
+//! same way once, after its watches are in place; from then on, a swap of
+//! any directory on its path is a rename or delete in a watched directory.
 //!
 //! Which requests it answers ([`StaticFiles::cacheable`], and per entry
 //! [`negotiates`]): GET or HEAD (the only methods static files see)
@@ -54,9 +67,7 @@
 //! none that negotiates a coding.
 //!
 //! What it doesn't: cache directories, listings, large files or compressed
-//! bodies, or watch anything (inotify would cost a `read` per hit as well,
-//! under a lock to keep threads from losing each other's events, plus a
-//! watch per directory and per file, against a per-user limit).
+//! bodies.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -65,6 +76,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use nix::sys::stat::FileStat;
 use nix::time::{ClockId, clock_gettime};
 
+use super::cache_watch::CacheWatch;
 use super::compress::{negotiates, read_whole};
 use super::path::is_page;
 use super::validators::{Validators, not_modified};
@@ -140,11 +152,26 @@ pub(super) struct Entry {
     /// The answer says `Vary: Accept-Encoding` (another client could get
     /// it compressed).
     pub(super) vary: bool,
+    /// How a hit knows the file is unchanged.
+    pub(super) freshness: Freshness,
+}
+
+/// How a hit on an entry knows its file is unchanged (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Freshness {
+    /// Watched (see `cache_watch`): fresh while no event has come since
+    /// this generation began.
+    Watched(u64),
+    /// Not watchable: fresh while an `fstatat` of its path finds the same
+    /// identity.
+    Stat,
 }
 
 /// See the module docs.
 pub(super) struct FileCache {
     shards: Box<[Mutex<Shard>]>,
+    /// What tells a hit on a watched entry that nothing changed.
+    pub(super) watch: CacheWatch,
 }
 
 /// One lock's share of the cache: a clock of slots and an index into it.
@@ -190,7 +217,10 @@ impl FileCache {
                 })
             })
             .collect();
-        FileCache { shards }
+        FileCache {
+            shards,
+            watch: CacheWatch::default(),
+        }
     }
 
     fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
@@ -318,13 +348,18 @@ impl StaticFiles {
         if negotiates(req, entry.bytes.len() as u64) {
             return None; // not a miss: the entry stays for plain requests
         }
-        match self.root.stat_nofollow(rel) {
-            Ok(st) if Identity::of(&st) == entry.identity => Some(answer(req, &entry)),
-            _ => {
-                self.cache.remove(rel, &entry);
-                None
-            }
+        let fresh = match entry.freshness {
+            Freshness::Watched(generation) => self.cache.watch.is_current(generation),
+            Freshness::Stat => self
+                .root
+                .stat_nofollow(rel)
+                .is_ok_and(|st| Identity::of(&st) == entry.identity),
+        };
+        if !fresh {
+            self.cache.remove(rel, &entry);
+            return None;
         }
+        Some(answer(req, &entry))
     }
 
     /// A regular file opened from `rel` (status `st`) for a request the
@@ -356,6 +391,12 @@ impl StaticFiles {
         if !identity.settled() {
             return None;
         }
+        // Watched before the path is checked and the bytes are read: a
+        // change from here on is an event.
+        let freshness = match self.cache.watch.watch(&self.root, rel, file) {
+            Some(generation) => Freshness::Watched(generation),
+            None => Freshness::Stat,
+        };
         // The path must name what we opened, so a hit's `fstatat` can
         // match: a symlink as the last component would never match (and
         // a rename since the open is caught here too).
@@ -373,6 +414,7 @@ impl StaticFiles {
             vary: self.compressed_on_the_fly(&mime, size),
             content_type: mime,
             validators: Validators::of(st),
+            freshness,
         });
         self.cache.insert(rel, Arc::clone(&entry));
         Some(entry)
@@ -428,6 +470,7 @@ mod tests {
             content_type: "text/plain".into(),
             validators: Validators::of(&st),
             vary: false,
+            freshness: Freshness::Stat,
         })
     }
 

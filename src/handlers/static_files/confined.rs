@@ -20,7 +20,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +91,14 @@ impl ConfinedRoot {
     /// revalidation, whose docs say why that is enough).
     pub(crate) fn stat_nofollow(&self, rel: &[u8]) -> Result<FileStat, Errno> {
         stat::fstatat(&self.fd, rel, AtFlags::AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// The root as a path through `/proc/self/fd` (the very directory this
+    /// root's fd holds, whatever has been renamed since), for calls that
+    /// take a path only (`inotify_add_watch`). NOT confined: only for
+    /// watching what this root opened.
+    pub(crate) fn proc_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
     }
 
     /// Whether `openat2` fails for the root itself, which it may always

@@ -37,6 +37,7 @@
 //! answers them.
 
 mod cache;
+mod cache_watch;
 mod compress;
 mod confined;
 mod headers;
@@ -620,8 +621,7 @@ mod tests {
         std::fs::write(root.path.join(".well-known/.private"), b"x").unwrap();
         std::fs::create_dir(root.path.join("sub/.well-known")).unwrap();
         std::fs::write(root.path.join("sub/.well-known/x"), b"x").unwrap();
-        let [hiding, fallback] = root.servers();
-        for sf in [hiding, fallback] {
+        for sf in root.servers() {
             for target in [
                 "/.hidden",
                 "/%2ehidden",

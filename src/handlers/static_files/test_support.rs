@@ -52,11 +52,14 @@ impl TempRoot {
         std::fs::write(self.path.join(name), content).unwrap();
     }
 
-    /// Both resolution strategies: openat2, and the ENOSYS fallback.
-    pub(crate) fn servers(&self) -> [StaticFiles; 2] {
+    /// Both resolution strategies (openat2, and the ENOSYS fallback),
+    /// and both ways the cache checks a hit (watched, by status).
+    pub(crate) fn servers(&self) -> [StaticFiles; 3] {
         let fallback = StaticFiles::open(&self.path).unwrap();
         fallback.root.force_fallback();
-        [StaticFiles::open(&self.path).unwrap(), fallback]
+        let unwatched = StaticFiles::open(&self.path).unwrap();
+        unwatched.cache.watch.turn_off();
+        [StaticFiles::open(&self.path).unwrap(), fallback, unwatched]
     }
 }
 
