@@ -26,8 +26,10 @@
 //!
 //! A small file's plain answer (GET or HEAD, no range, no coding to
 //! negotiate, no tag to add) comes from the worker's cache (`cache`) while
-//! one `fstatat` says the path still names the very same, unchanged file;
-//! otherwise the flow above runs, and may fill the cache.
+//! the path still names the very same, unchanged file (the worker's inotify
+//! watch has seen no change, `cache_watch`, or else one `fstatat` finds
+//! the same identity); otherwise the flow above runs, and may fill the
+//! cache.
 //!
 //! What it doesn't: multipart ranges (a multi-range request gets the whole
 //! file), content negotiation beyond the coding and the above, writes, or
