@@ -33,8 +33,8 @@
 //! `fstatat` instead ([`Freshness::Stat`](super::cache::Freshness)):
 //! - on file systems where a change need not pass through this kernel
 //!   (NFS, SMB, 9p as in WSL2's `/mnt/c`, FUSE and virtiofs as in Docker
-//!   Desktop's bind mounts, VirtualBox shares): only those in
-//!   [`INOTIFY_SEES_ALL`] are watched;
+//!   Desktop's bind mounts, VirtualBox shares): a file is watched only if
+//!   it and every directory on its path are on one of [`INOTIFY_SEES_ALL`];
 //! - when inotify refuses (`fs.inotify.max_user_instances` or
 //!   `max_user_watches` reached, `/proc` not mounted): that entry, or all
 //!   of them, fall back, and serving goes on.
@@ -164,9 +164,7 @@ impl CacheWatch {
     /// revalidates by `fstatat`). Call it before checking the identity of
     /// `rel` and reading its bytes.
     pub(super) fn watch(&self, root: &ConfinedRoot, rel: &[u8], file: &File) -> Option<u64> {
-        let sees_all =
-            statfs::fstatfs(file).is_ok_and(|fs| INOTIFY_SEES_ALL.contains(&fs.filesystem_type()));
-        if !sees_all {
+        if !sees_all(statfs::fstatfs(file)) {
             return None;
         }
         let mut state = self.state();
@@ -193,11 +191,11 @@ impl CacheWatch {
         let mut path = root.proc_path();
         let mut rest = rel;
         while let Some(slash) = rest.iter().position(|&b| b == b'/') {
-            watches.add(&path, DIRECTORY_EVENTS)?;
+            watches.add_directory(&path)?;
             push_component(&mut path, &rest[..slash]);
             rest = &rest[slash + 1..];
         }
-        watches.add(&path, DIRECTORY_EVENTS)?;
+        watches.add_directory(&path)?;
         push_component(&mut path, rest);
         watches.add(&path, FILE_EVENTS | AddWatchFlags::IN_DONT_FOLLOW)?;
         Some(generation)
@@ -230,6 +228,17 @@ impl Watches {
             pending,
             held: HashSet::new(),
         })
+    }
+
+    /// Watches a directory on a cached file's path, if it is on a file
+    /// system inotify sees all of: a directory of another one (a local
+    /// disk mounted inside a network share) could be renamed unseen.
+    fn add_directory(&mut self, path: &std::path::Path) -> Option<()> {
+        if !sees_all(statfs::statfs(path)) {
+            log::debug!("static: not watching {path:?}: not a local file system");
+            return None;
+        }
+        self.add(path, DIRECTORY_EVENTS)
     }
 
     fn add(&mut self, path: &std::path::Path, events: AddWatchFlags) -> Option<()> {
@@ -268,6 +277,11 @@ impl Watches {
             }
         }
     }
+}
+
+/// Whether a `statfs` says the file system is one inotify sees all of.
+fn sees_all(fs: nix::Result<statfs::Statfs>) -> bool {
+    fs.is_ok_and(|fs| INOTIFY_SEES_ALL.contains(&fs.filesystem_type()))
 }
 
 fn push_component(path: &mut std::path::PathBuf, component: &[u8]) {
@@ -459,6 +473,25 @@ mod tests {
         let root = ConfinedRoot::open(Path::new("/proc/self")).unwrap();
         let file = File::open("/proc/self/status").unwrap();
         assert_eq!(CacheWatch::default().watch(&root, b"status", &file), None);
+    }
+
+    #[test]
+    fn a_local_file_reached_through_a_directory_not_watched_is_not_watched() {
+        let Some(dir) = WatchedDir::new("through") else {
+            return;
+        };
+        // /proc (procfs) as the root, the file through /proc/PID/root.
+        let root = ConfinedRoot::open(Path::new("/proc")).unwrap();
+        let file = File::open(dir.path.join("a/b/f.txt")).unwrap();
+        let through = format!(
+            "{}/root{}/a/b/f.txt",
+            std::process::id(),
+            dir.path.display()
+        );
+        assert_eq!(
+            CacheWatch::default().watch(&root, through.as_bytes(), &file),
+            None
+        );
     }
 
     #[test]
