@@ -21,6 +21,7 @@
 //! connection's to skip. Bodies themselves are decoded by [`super::body`].
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// Longest request line accepted (nginx's `large_client_header_buffers` size).
 pub(crate) const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -330,9 +331,11 @@ pub(crate) fn parse_head(
 /// Parses a head that [`HeadScanner::scan`] accepted (`buf` ends with its
 /// blank line) into `req`.
 pub(crate) fn parse_scanned_head(buf: &[u8], req: &mut Request) -> Result<(), RequestError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut headers);
-    match parsed.parse(buf) {
+    // Uninitialised: filling 100 empty headers (3.2 KiB) for every request
+    // cost more than parsing a short head; httparse initialises what it uses.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    match parsed.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(RequestError::BadRequest("incomplete head")),
         Err(err) => {
