@@ -135,6 +135,13 @@ fi
 pin_server=() pin_load=()
 [ -n "$server_cpus" ] && pin_server=(taskset -c "$server_cpus")
 [ -n "$load_cpus" ] && pin_load=(taskset -c "$load_cpus")
+# One wrk thread per load core: two threads on one core take turns, and
+# the client's own waiting then fills the p99 of every row alike.
+load_threads=$(if [ -n "$load_cpus" ]; then
+  taskset -c "$load_cpus" nproc
+else
+  echo $(( ncpu > 1 ? ncpu / 2 : 1 ))
+fi)
 
 cargo build --release --quiet
 if wants floor; then cargo build --release --quiet --example floor; fi
@@ -262,7 +269,7 @@ load() {
   local url="http://127.0.0.1:$2/$file_name" out="$work/$1.$3.$tool" before
   before=$(cpu_ticks "$4")
   if [ "$tool" = wrk ]; then
-    "${pin_load[@]}" wrk -t2 -c "$connections" -d "${duration}s" --latency "$url" > "$out"
+    "${pin_load[@]}" wrk -t "$load_threads" -c "$connections" -d "${duration}s" --latency "$url" > "$out"
   else
     "${pin_load[@]}" oha --no-tui -c "$connections" -z "${duration}s" --output-format json "$url" > "$out"
   fi
@@ -273,7 +280,7 @@ echo "forkpool bench: $file_size file ($file_bytes bytes), $tool, $connections c
 echo "  rows: $rows"
 echo "  process (and reuseport, process-log): $workers worker(s); loops: 1 worker x $workers loops;" \
   "thread: $pool_workers worker(s) x $threads threads; nginx, lighttpd, floor: $workers workers"
-echo "  server cpus: ${server_cpus:-any}; load cpus: ${load_cpus:-any}"
+echo "  server cpus: ${server_cpus:-any}; load cpus: ${load_cpus:-any} (wrk -t $load_threads)"
 # Warm-up: one short unmeasured run each (page cache, lazy allocations).
 while read -r name port _; do
   if [ "$tool" = wrk ]; then "${pin_load[@]}" wrk -t1 -c 8 -d 1s "http://127.0.0.1:$port/$file_name" >/dev/null
