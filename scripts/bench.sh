@@ -3,7 +3,8 @@
 # each architecture, from nginx and lighttpd (if installed) and from a floor
 # server, measured in ONE run, rounds interleaved (A, B, C, A, B, C, ...),
 # medians reported, so the ratios survive a noisy shared machine. Servers
-# and load generator are pinned to different cores.
+# and load generator are pinned to different cores, with one wrk thread
+# per load core.
 #
 #   scripts/bench.sh [--duration SECS] [--rounds N] [--connections N]
 #                    [--workers N] [--threads N] [--pool-workers N]
@@ -69,7 +70,7 @@ while [ $# -gt 0 ]; do
     --server-cpus) server_cpus=$2; shift 2 ;;
     --load-cpus) load_cpus=$2; shift 2 ;;
     --baseline) baseline=$2; shift 2 ;;
-    -h|--help) sed -n '2,52p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,55p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
