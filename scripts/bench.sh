@@ -70,7 +70,7 @@ while [ $# -gt 0 ]; do
     --server-cpus) server_cpus=$2; shift 2 ;;
     --load-cpus) load_cpus=$2; shift 2 ;;
     --baseline) baseline=$2; shift 2 ;;
-    -h|--help) sed -n '2,55p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,54p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
