@@ -30,8 +30,8 @@
 //! thread mode, behind the connections already waiting for the pool). The
 //! loop heartbeats between drives ([`BEAT_EVERY`]), not only once per
 //! batch: a batch may hold several slow turns, and the watchdog must see
-//! the loop turning between them. After a turn that served anything the
-//! loop yields the core (`sched_yield`) to whoever shares it: several
+//! the loop turning between them. After a turn that had events to act on,
+//! the loop yields the core (`sched_yield`) to whoever shares it: several
 //! workers (or loops) on one core then take turns by the batch, not by the
 //! scheduler's slice of milliseconds.
 
@@ -324,7 +324,7 @@ impl EventLoop {
             return Ok(Some(0));
         }
         if !events.is_empty() {
-            // A turn that served something lets whoever shares this core run
+            // A turn that had events lets whoever shares this core run
             // before the next: with more workers (or loops) than cores, each
             // one always has work under load and would otherwise keep the
             // core for a whole scheduler slice (milliseconds) while the
