@@ -143,6 +143,8 @@ load_threads=$(if [ -n "$load_cpus" ]; then
 else
   echo $(( ncpu > 1 ? ncpu / 2 : 1 ))
 fi)
+# wrk wants at least one connection per thread.
+load_threads=$(( load_threads < connections ? load_threads : connections ))
 
 cargo build --release --quiet
 if wants floor; then cargo build --release --quiet --example floor; fi

@@ -634,6 +634,28 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_replaced_behind_a_symlinked_one_is_served_at_once() {
+        let root = TempRoot::new();
+        for (n, sf) in root.servers().into_iter().enumerate() {
+            // `l{n}` -> `p{n}/q/r`: the cached path runs through `q`, which
+            // no watch on the link's parent or its target would see.
+            let p = root.path.join(format!("p{n}"));
+            std::fs::create_dir_all(p.join("q/r")).unwrap();
+            std::fs::write(p.join("q/r/f.txt"), b"old").unwrap();
+            symlink(format!("p{n}/q/r"), root.path.join(format!("l{n}"))).unwrap();
+            settle(&p.join("q/r/f.txt"));
+            let target = format!("/l{n}/f.txt");
+            let mut first = get(&sf, &target);
+            assert_eq!(body_bytes(&mut first), b"old");
+            get(&sf, &target);
+            std::fs::rename(p.join("q"), p.join("q.old")).unwrap();
+            std::fs::create_dir_all(p.join("q/r")).unwrap();
+            std::fs::write(p.join("q/r/f.txt"), b"new").unwrap();
+            assert_eq!(body_bytes(&mut get(&sf, &target)), b"new", "server {n}");
+        }
+    }
+
+    #[test]
     fn a_file_swapped_for_a_symlink_is_not_served_from_the_cache() {
         let root = TempRoot::new();
         let path = root.path.join("hello.txt");

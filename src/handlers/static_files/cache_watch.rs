@@ -20,9 +20,11 @@
 //! - the file itself ([`FILE_EVENTS`]): a write, a truncate, a chmod, a
 //!   link or an unlink of it, through any of its names or mounts;
 //! - every directory from the root down to it ([`DIRECTORY_EVENTS`]): a
-//!   rename or a delete in any of them (of the file, or of a directory or
-//!   symlink on its path, which changes what the path names), and a chmod
-//!   (a directory made unsearchable).
+//!   rename or a delete in any of them (of the file, or of a directory on
+//!   its path, which changes what the path names), and a chmod (a
+//!   directory made unsearchable). A path through a symlinked directory
+//!   is not watched (the directories between the link and its target
+//!   would go unseen): it falls back to `fstatat`.
 //!
 //! Any event at all, or a full queue, starts a new generation: every entry
 //! made before it is stale, and goes at its next hit. So a dev server whose
@@ -43,8 +45,23 @@
 //! starts over with a new instance (a new generation), so watches of
 //! files long evicted don't pile up against the per-user limit.
 //!
-//! Left uncovered, as by `fstatat`: writes through a shared `mmap`, which
-//! queue no event (the normal path, for a file not cached, shows them).
+//! Left uncovered: writes through a shared `mmap`, which queue no event
+//! (nor move the times `fstatat` compares at once; the normal path, for a
+//! file not cached, shows them); a file system mounted or unmounted over
+//! a directory on the path, which queues no event (`fstatat` would see
+//! the other inode; it takes privilege, as in a container or an
+//! automount); and changes made beneath an overlay, straight in its upper
+//! or lower directory, which overlayfs itself leaves undefined.
+//!
+//! Once inotify refuses to start (instances), the worker stays on
+//! `fstatat` for its life; a watch refused costs only its entry.
+//!
+//! Threads (thread and thread-loops modes) share the worker's one watch
+//! and take its lock for every hit's `epoll_wait` (a fill holds it while
+//! it adds its watches). Not measurable so far (thread mode served 0.98x
+//! process mode's requests in the benchmark); if it ever is, the check can
+//! go lock-free: an atomic generation, bumped before the queue is drained
+//! and read after an empty wait.
 //!
 //! The instance is made lazily, by the first file cached, in the worker:
 //! never in the master, whose forks would share one queue (and one
@@ -61,12 +78,13 @@ use nix::sys::statfs::{self, FsType};
 
 use super::confined::ConfinedRoot;
 
-/// Most watches one worker holds before it starts over: room for every
-/// entry the cache can hold and as many directories. Watches are a
+/// Most watches one worker holds before it starts over (a new instance,
+/// a new generation: every entry is filled again): room for a site of
+/// several hundred small files in a few directories. Watches are a
 /// per-user limit (`fs.inotify.max_user_watches`, 8192 on kernels before
-/// 5.11) that live reload's watcher draws on too; a watch refused only
-/// makes that entry revalidate by `fstatat`.
-pub(super) const MAX_WATCHES: usize = 2048;
+/// 5.11) that live reload's watcher and the developer's other tools draw
+/// on too; a watch refused only makes that entry revalidate by `fstatat`.
+pub(super) const MAX_WATCHES: usize = 1024;
 
 /// What changes a cached file: its bytes, its size, its mode or its links
 /// (`IN_ATTRIB` covers chmod, utimes, link and unlink), or it going.
@@ -115,7 +133,7 @@ struct State {
 }
 
 enum Instance {
-    /// No file cached yet (or the last instance was retired).
+    /// No file cached yet.
     NotYet,
     Open(Watches),
     /// inotify or epoll refused: every entry revalidates by `fstatat`.
@@ -188,14 +206,18 @@ impl CacheWatch {
         };
         // Taken before the first watch: an event from here on is news.
         let generation = state.generation;
+        // The root through its fd (a magic link, followed), then each
+        // directory on the path, never through a symlink: a symlinked
+        // directory would be watched at its target, and the directories
+        // between the link and its target not at all.
         let mut path = root.proc_path();
+        watches.add_directory(&path, AddWatchFlags::empty())?;
         let mut rest = rel;
         while let Some(slash) = rest.iter().position(|&b| b == b'/') {
-            watches.add_directory(&path)?;
             push_component(&mut path, &rest[..slash]);
+            watches.add_directory(&path, AddWatchFlags::IN_DONT_FOLLOW)?;
             rest = &rest[slash + 1..];
         }
-        watches.add_directory(&path)?;
         push_component(&mut path, rest);
         watches.add(&path, FILE_EVENTS | AddWatchFlags::IN_DONT_FOLLOW)?;
         Some(generation)
@@ -231,14 +253,16 @@ impl Watches {
     }
 
     /// Watches a directory on a cached file's path, if it is on a file
-    /// system inotify sees all of: a directory of another one (a local
-    /// disk mounted inside a network share) could be renamed unseen.
-    fn add_directory(&mut self, path: &std::path::Path) -> Option<()> {
+    /// system inotify sees all of (a directory of another one, a local disk
+    /// mounted inside a network share, could be renamed unseen) and, with
+    /// `IN_DONT_FOLLOW`, if it is a directory and not a symlink to one
+    /// (`IN_ONLYDIR` then refuses it).
+    fn add_directory(&mut self, path: &std::path::Path, follow: AddWatchFlags) -> Option<()> {
         if !sees_all(statfs::statfs(path)) {
             log::debug!("static: not watching {path:?}: not a local file system");
             return None;
         }
-        self.add(path, DIRECTORY_EVENTS)
+        self.add(path, DIRECTORY_EVENTS | follow)
     }
 
     fn add(&mut self, path: &std::path::Path, events: AddWatchFlags) -> Option<()> {
@@ -492,6 +516,21 @@ mod tests {
             CacheWatch::default().watch(&root, through.as_bytes(), &file),
             None
         );
+    }
+
+    #[test]
+    fn a_path_through_a_symlinked_directory_is_not_watched() {
+        let Some(dir) = WatchedDir::new("linked") else {
+            return;
+        };
+        // `l` -> `a/b`: watching `l/f.txt` would watch `a/b` (the target)
+        // and the root, never `a`, whose renames change what `l/` names.
+        std::os::unix::fs::symlink("a/b", dir.path.join("l")).unwrap();
+        let (watch, root) = (CacheWatch::default(), dir.root());
+        let file = File::open(dir.path.join("l/f.txt")).unwrap();
+        assert_eq!(watch.watch(&root, b"l/f.txt", &file), None);
+        // The same file by its own path is watched.
+        dir.watch(&watch, &root, "a/b/f.txt");
     }
 
     #[test]
