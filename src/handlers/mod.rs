@@ -37,8 +37,6 @@ use static_files::{ExtraHeaders, StaticFiles};
 /// The prefix of every endpoint that is not a static file.
 pub(crate) const RESERVED_PREFIX: &str = "/-/";
 
-const STATIC_ALLOW: &str = static_files::ALLOWED_METHODS;
-
 pub(crate) struct Router {
     files: StaticFiles,
     who: Identity,
@@ -180,7 +178,7 @@ fn refuse_cross_origin(req: &Request) -> Option<Response> {
 }
 
 fn allow(response: Response) -> Response {
-    response.header("Allow", STATIC_ALLOW)
+    response.header("Allow", static_files::ALLOWED_METHODS)
 }
 
 #[cfg(test)]

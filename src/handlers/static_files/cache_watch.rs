@@ -136,11 +136,9 @@ enum Instance {
     /// No file cached yet.
     NotYet,
     Open(Watches),
-    /// inotify or epoll refused: every entry revalidates by `fstatat`.
+    /// inotify or epoll refused (or tests turned it off): every entry
+    /// revalidates by `fstatat`.
     Refused,
-    /// Turned off (tests of the `fstatat` strategy).
-    #[cfg(test)]
-    Off,
 }
 
 struct Watches {
@@ -169,11 +167,11 @@ impl CacheWatch {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Never watches: every entry revalidates by `fstatat` (for tests of
-    /// that strategy).
+    /// Never watches, as if inotify had refused: every entry revalidates
+    /// by `fstatat` (for tests of that strategy).
     #[cfg(test)]
     pub(super) fn turn_off(&self) {
-        self.state().instance = Instance::Off;
+        self.state().instance = Instance::Refused;
     }
 
     /// Watches `rel` (opened as `file`) and the directories on its path,
@@ -358,6 +356,12 @@ mod tests {
         }
     }
 
+    /// Overwrites the start of the file at `path` in place (same inode).
+    fn overwrite(path: &Path, bytes: &[u8]) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(bytes, 0).unwrap();
+    }
+
     impl Drop for WatchedDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.path);
@@ -373,11 +377,7 @@ mod tests {
         let generation = dir.watch(&watch, &root, "a/b/f.txt");
         assert!(watch.is_current(generation));
         assert!(watch.is_current(generation), "asking changes nothing");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.path.join("a/b/f.txt"))
-            .unwrap();
-        file.write_all_at(b"C", 0).unwrap();
+        overwrite(&dir.path.join("a/b/f.txt"), b"C");
         assert!(!watch.is_current(generation), "the write was seen");
         assert!(!watch.is_current(generation), "and stays seen");
         // Watched again: a new generation, current until the next change.
@@ -459,11 +459,7 @@ mod tests {
         std::fs::hard_link(dir.path.join("a/b/f.txt"), dir.path.join("alias")).unwrap();
         let (watch, root) = (CacheWatch::default(), dir.root());
         let generation = dir.watch(&watch, &root, "a/b/f.txt");
-        let alias = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.path.join("alias"))
-            .unwrap();
-        alias.write_all_at(b"C", 0).unwrap();
+        overwrite(&dir.path.join("alias"), b"C");
         assert!(!watch.is_current(generation));
     }
 
